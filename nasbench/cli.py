@@ -1,0 +1,221 @@
+"""`nasbench` command line: parse, call the library, render. No measuring logic here.
+
+Bad input raises ``UserError`` anywhere below; it is printed as one line and the
+command exits with code 2 (click's own usage errors also exit 2).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from nasbench import __version__
+from nasbench.errors import UserError
+
+# Not a terminal (pipes, CI logs): use a wide fixed width so tables are not squeezed.
+console = Console() if sys.stdout.isatty() else Console(width=200)
+err_console = Console(stderr=True)
+
+DEFAULT_REPORTS = Path("reports")
+
+
+class NasbenchGroup(click.Group):
+    """Turns UserError into one line + exit 2, and Ctrl-C into exit 130."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+
+@click.group(cls=NasbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nasbench")
+def main() -> None:
+    """Honest measurement, comparison and latency-budgeted search of lightweight
+    vision backbones (MobileViT, EfficientViT, GhostNetV3, Mobile-Former, VOLO).
+
+    Units everywhere: params (count), MACs (multiply-accumulates), FLOPs = 2 x MACs,
+    latency in milliseconds.
+    """
+
+
+# ----------------------------------------------------------------------------- models
+@main.command("models")
+@click.option("--family", "family_filter", default=None, help="Only this family.")
+@click.option("--no-cost", is_flag=True, help="Skip the params/MACs columns (instant).")
+def models_cmd(family_filter: str | None, no_cost: bool) -> None:
+    """List every preset with its family, params and MACs at its native input size.
+
+    Counts are of the deploy form (BN folded) and come from the same counter as
+    `compare`, run on the meta device (no weights are allocated).
+    """
+    from rich.table import Table
+
+    from nasbench import zoo
+    from nasbench.families.base import fuse_for_deploy
+    from nasbench.measure.cost import count_cost
+
+    families = zoo.all_families()
+    if family_filter is not None and family_filter not in families:
+        hint = zoo.closest_names(family_filter, list(families))
+        raise UserError(f"unknown family '{family_filter}'" + (f"; did you mean {', '.join(hint)}?" if hint
+                        else f" (known: {', '.join(sorted(families))})"))
+    table = Table(title="nasbench presets", header_style="bold")
+    for header in ("preset", "family", "native imgsz px") + (() if no_cost else ("params M", "MACs G", "FLOPs G (2×MACs)")):
+        table.add_column(header, justify="left" if header in ("preset", "family") else "right")
+    for name, (fam, cfg) in zoo.all_presets().items():
+        if family_filter and fam.name != family_filter:
+            continue
+        cells = [name, fam.name, str(fam.native_imgsz)]
+        if not no_cost:
+            model = zoo.build_for_counting(fam, cfg)
+            if fam.has_deploy_form:
+                fuse_for_deploy(model)
+            cost = count_cost(model, fam.native_imgsz)
+            cells += [f"{cost.params / 1e6:.3f}", f"{cost.macs / 1e9:.3f}", f"{cost.flops / 1e9:.3f}"]
+        table.add_row(*cells)
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- compare
+def _timing_options(f):
+    options = [
+        click.option("--device", default="auto", show_default=True, help="auto (cuda if available), cpu, cuda, cuda:N."),
+        click.option("--imgsz", type=click.IntRange(min=1), default=None,
+                     help="Input height=width in px [default: each family's native size]."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size for timing."),
+        click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True),
+        click.option("--channels-last", is_flag=True, help="Time with channels_last memory format."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="CPU threads for torch [default: torch's default]; recorded in the output."),
+        click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model."),
+        click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Warm-up runs per model."),
+        click.option("--time-limit", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+                     help="Seconds for all timing together; fewer runs are taken (and flagged) beyond it."),
+        click.option("--no-fuse", is_flag=True, help="Measure the training form (BN and rep-branches unfolded)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command("compare")
+@click.argument("models", nargs=-1, required=True)
+@_timing_options
+@click.option("--no-crosscheck", is_flag=True, help="Skip the fvcore/thop cross-check columns.")
+@click.option("--by-module", is_flag=True, help="Also print MACs per module (two levels deep).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the CSV here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory [default: reports/compare-<timestamp>/].")
+def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, runs, warmup, time_limit,
+                no_fuse, no_crosscheck, by_module, csv_path, out_dir) -> None:
+    """Measure MODELS side by side: params, MACs (+ fvcore/thop cross-checks), latency.
+
+    MODELS are preset names (`nasbench models`), config files (.yaml/.json with
+    `family:` and knobs) or `path/to/file.py:factory` / `package.module:factory`
+    returning an nn.Module. A factory file is executed: name only code you trust.
+    """
+    from nasbench.compare import CompareOptions, compare_models
+    from nasbench.measure.latency import TimingPlan
+    from nasbench.report.files import ensure_writable_dir, ensure_writable_file, timestamped_dir
+    from nasbench.report.table import rows_table
+
+    out_dir = out_dir or timestamped_dir(DEFAULT_REPORTS, "compare")
+    ensure_writable_dir(out_dir, "report directory")  # fail before measuring, not after
+    if csv_path is not None:
+        ensure_writable_file(csv_path, "CSV file")
+    opts = CompareOptions(
+        imgsz=imgsz, batch=batch, device=device, dtype=dtype, channels_last=channels_last, threads=threads,
+        fuse=not no_fuse, crosscheck=not no_crosscheck,
+        plan=TimingPlan(warmup=warmup, runs=runs, rounds=min(5, runs), time_limit_s=time_limit),
+    )
+    with err_console.status("measuring") as status:
+        frame = compare_models(list(models), opts, log=lambda s: status.update(s))
+    console.print(rows_table(frame, title="nasbench compare"))
+    _print_context(frame)
+    if by_module:
+        _print_by_module(list(models), opts)
+    written = write_compare_files(frame, out_dir, csv_path)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _print_context(frame) -> None:
+    first = frame.iloc[0]
+    limited = bool(frame["time_limited"].any())
+    console.print(
+        f"device: {first['device_name']} ({first['device']}), {first['dtype']}, batch {first['batch']}, "
+        f"threads {first['threads']}, torch {first['torch_version']}"
+        + (f", CUDA {first['cuda_version']}" if first["cuda_version"] else "")
+        + f"\ntimed: {frame.attrs.get('timing_what', '')}"
+        + ("\n[yellow]time limit reached: fewer runs than asked (see latency_runs)[/]" if limited else ""),
+        highlight=False,
+    )
+
+
+def _print_by_module(names: list[str], opts) -> None:
+    from rich.table import Table
+
+    from nasbench.compare import measure_cost, prepare, unique_labels
+    from nasbench import zoo
+
+    for name, label in zip(names, unique_labels(names)):
+        cand = prepare(zoo.resolve(name), label, opts)
+        cost = measure_cost(cand)
+        table = Table(title=f"MACs by module: {label} @ {cand.imgsz}px", header_style="bold")
+        table.add_column("module")
+        table.add_column("MACs M", justify="right")
+        table.add_column("share %", justify="right")
+        for path, macs in cost.by_module.items():
+            depth = path.count(".")
+            if 1 <= depth <= 2 and macs:
+                table.add_row("  " * (depth - 1) + path.split(".", 1)[1], f"{macs / 1e6:.2f}",
+                              f"{100 * macs / max(cost.macs, 1):.1f}")
+        console.print(table)
+
+
+def write_compare_files(frame, out_dir: Path, csv_path: Path | None) -> list[Path]:
+    from nasbench.report.files import atomic_write_text
+    from nasbench.report.html import rows_html
+
+    first = frame.iloc[0]
+    context = {
+        "device": f"{first['device_name']} ({first['device']})",
+        "dtype": str(first["dtype"]),
+        "batch": str(first["batch"]),
+        "threads": str(first["threads"]),
+        "torch": str(first["torch_version"]),
+        "CUDA": str(first["cuda_version"] or "—"),
+        "python": platform.python_version(),
+    }
+    csv_text = frame.to_csv(index=False)
+    written = [atomic_write_text(out_dir / "compare.csv", csv_text),
+               atomic_write_text(out_dir / "index.html",
+                                 rows_html(frame, "nasbench compare", context, frame.attrs.get("timing_what", "")))]
+    if csv_path is not None:
+        written.append(atomic_write_text(csv_path, csv_text))
+    return written
+
+
+def _register_optional_commands() -> None:
+    """Commands that live next to their library code register here."""
+    try:
+        from nasbench.proxy.command import train
+    except ImportError:
+        return
+    main.add_command(train)
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,155 @@
+"""Side-by-side measurement of models: names -> result rows (a pandas DataFrame).
+
+The flow is one-way: resolve every name first (bad names fail before any work), build,
+fold to the deploy form, count cost, time all models in alternating rounds, then emit
+one row per model in the schema of ``nasbench.report.schema``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from nasbench import zoo
+from nasbench.errors import UserError
+from nasbench.families.base import fuse_for_deploy
+from nasbench.measure.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
+from nasbench.measure.latency import TimingPlan, resolve_device, time_models
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    imgsz: int | None = None  # None: each model's native size
+    batch: int = 1
+    device: str = "auto"
+    dtype: str = "fp32"
+    channels_last: bool = False
+    threads: int | None = None
+    fuse: bool = True
+    crosscheck: bool = True  # fvcore / thop columns
+    plan: TimingPlan = field(default_factory=TimingPlan)
+
+
+@dataclass
+class Candidate:
+    """A model being compared: its label, spec, built module and measurements."""
+
+    label: str
+    spec: zoo.ModelSpec
+    model: nn.Module
+    imgsz: int
+    params_train_form: int
+    deploy_form: bool
+    cost: Cost | None = None
+
+
+def unique_labels(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    labels = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        labels.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return labels
+
+
+def has_fusable_parts(model: nn.Module) -> bool:
+    return any(m is not model and callable(getattr(m, "fuse", None)) for m in model.modules())
+
+
+def prepare(spec: zoo.ModelSpec, label: str, opts: CompareOptions) -> Candidate:
+    """Build a model and fold it to its deploy form (unless asked not to)."""
+    model = spec.build()
+    params_train_form, _ = count_params(model)
+    deploy = opts.fuse and has_fusable_parts(model)
+    if deploy:
+        fuse_for_deploy(model)
+    imgsz = opts.imgsz or spec.native_imgsz or 224
+    return Candidate(label, spec, model.eval(), imgsz, params_train_form, deploy)
+
+
+def measure_cost(cand: Candidate) -> Cost:
+    try:
+        return count_cost(cand.model, cand.imgsz)
+    except UserError:
+        raise
+    except Exception as exc:  # a user model that cannot take this input
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"model '{cand.label}' failed on a 1x3x{cand.imgsz}x{cand.imgsz} input: {line}") from None
+
+
+def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: None) -> pd.DataFrame:
+    """Measure every named model; one DataFrame row each, in the order given."""
+    if not names:
+        raise UserError("name at least one model (run `nasbench models` for the list)")
+    specs = [zoo.resolve(n) for n in names]  # every bad name fails here, before any work
+    device = resolve_device(opts.device)
+    candidates = []
+    for spec, label in zip(specs, unique_labels([s.name for s in specs])):
+        log(f"building {label}")
+        cand = prepare(spec, label, opts)
+        cand.cost = measure_cost(cand)
+        candidates.append(cand)
+
+    crosscheck = {c.label: (None, None) for c in candidates}
+    if opts.crosscheck:
+        for c in candidates:
+            log(f"cross-checking {c.label} with fvcore and thop")
+            crosscheck[c.label] = (macs_fvcore(c.model, c.imgsz), macs_thop(c.model, c.imgsz))
+
+    log(f"timing {len(candidates)} model(s) on {device} (alternating rounds)")
+    try:
+        timings = time_models(
+            {c.label: c.model for c in candidates},
+            {c.label: c.imgsz for c in candidates},
+            batch=opts.batch, device=device, dtype=opts.dtype, channels_last=opts.channels_last,
+            threads=opts.threads, plan=opts.plan,
+        )
+    except torch.cuda.OutOfMemoryError:
+        raise UserError(f"out of GPU memory at batch {opts.batch}; try a smaller --batch or --imgsz") from None
+    except RuntimeError as exc:
+        line = str(exc).strip().splitlines()[0]
+        raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {line}") from None
+
+    rows = []
+    for c in candidates:
+        t = timings[c.label]
+        fv, th = crosscheck[c.label]
+        assert c.cost is not None
+        rows.append({
+            "name": c.label,
+            "family": c.spec.family,
+            "source": c.spec.source,
+            "imgsz": c.imgsz,
+            "batch": opts.batch,
+            "params": c.cost.params,
+            "params_train_form": c.params_train_form,
+            "macs": c.cost.macs,
+            "flops": c.cost.flops,
+            "macs_fvcore": fv,
+            "macs_thop": th,
+            "latency_ms": t.median_ms,
+            "latency_p10_ms": t.p10_ms,
+            "latency_p90_ms": t.p90_ms,
+            "latency_runs": t.runs,
+            "peak_mem_mb": None if t.peak_mem_bytes is None else t.peak_mem_bytes / 2**20,
+            "deploy_form": c.deploy_form,
+            "device": t.device,
+            "device_name": t.device_name,
+            "dtype": t.dtype,
+            "threads": t.threads,
+            "torch_version": t.torch_version,
+            "cuda_version": t.cuda_version,
+            "time_limited": t.time_limited,
+            "counter": c.cost.counter,
+        })
+    frame = pd.DataFrame(rows)
+    for col in ("macs_fvcore", "macs_thop"):
+        frame[col] = frame[col].astype("Int64")  # integers that may be missing
+    frame.attrs["timing_what"] = next(iter(timings.values())).what
+    return frame

@@ -1,0 +1,217 @@
+"""Params and MACs with one counter that sees every multiply-accumulate.
+
+The counter is torch's ``FlopCounterMode`` run on the ``meta`` device: no real compute
+(milliseconds even for VOLO-D5), and ``F.scaled_dot_product_attention`` decomposes there
+into the two ``bmm``s it really does, so attention is counted whatever kernel the real
+device would pick. Models that cannot run on ``meta`` (they read tensor values, or build
+tensors on a fixed device in ``forward``) are counted on the CPU instead, with an extra
+formula for the CPU flash-attention kernel that torch's table lacks.
+
+Conventions (stated in every report):
+- ``macs``: multiply-accumulates of conv (incl. grouped/depthwise), linear, matmul/bmm,
+  einsum, attention (QK^T and AV) and bilinear ``grid_sample`` (4 per output element).
+  Normalisation, activations, softmax, pooling and element-wise ops are not MACs and are
+  not counted (the convention of the papers and of fvcore/timm).
+- ``flops`` = 2 x ``macs``, always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula  # noqa: F401
+
+aten = torch.ops.aten
+
+
+def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of the CPU flash-attention kernel: QK^T and AV, 2 FLOPs per MAC."""
+    b, h, s_q, d_q = query_shape
+    s_k = key_shape[-2]
+    d_v = value_shape[-1]
+    return 2 * b * h * s_q * s_k * d_q + 2 * b * h * s_q * s_k * d_v
+
+
+def _grid_sampler_flop(input_shape, grid_shape, *args, out_shape=None, **kwargs) -> int:
+    """Bilinear grid_sample: 4 MACs (corner weights) per output element per channel."""
+    n, c = input_shape[0], input_shape[1]
+    points = math.prod(grid_shape[1:-1])
+    return 2 * 4 * n * c * points
+
+
+EXTRA_FORMULAS: dict[Any, Any] = {
+    aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flop,
+    aten.grid_sampler_2d: _grid_sampler_flop,
+}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Static cost of one forward pass, with what is needed to trust it."""
+
+    params: int
+    params_trainable: int
+    macs: int
+    input_shape: tuple[int, ...]
+    counter: str  # "flop_counter[meta]" or "flop_counter[cpu]"
+    count_s: float
+    by_module: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    by_op: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def flops(self) -> int:
+        """FLOPs under the 2-per-MAC convention."""
+        return 2 * self.macs
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts; shared tensors counted once."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return total, trainable
+
+
+def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    state = {n: torch.empty_like(p, device="meta") for n, p in model.named_parameters(remove_duplicate=False)}
+    state.update({n: torch.empty_like(b, device="meta") for n, b in model.named_buffers(remove_duplicate=False)})
+    return state
+
+
+def _run_counted(model: nn.Module, x: torch.Tensor, on_meta: bool) -> FlopCounterMode:
+    counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
+    with torch.inference_mode() if not on_meta else contextlib.nullcontext(), counter:
+        if on_meta:
+            functional_call(model, _meta_state(model), (x.to("meta"),), strict=False)
+        else:
+            model(x)
+    return counter
+
+
+def count_cost(
+    model: nn.Module,
+    imgsz: int | tuple[int, int] = 224,
+    batch: int = 1,
+    in_chans: int = 3,
+    forward: str = "forward",
+) -> Cost:
+    """Count params and MACs of ``model`` for one input of ``batch x in_chans x H x W``.
+
+    ``forward`` picks the method counted ("forward" or "forward_features"). The model's
+    own weights are never touched: counting on ``meta`` swaps in shape-only tensors via
+    ``functional_call``.
+    """
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    shape = (batch, in_chans, h, w)
+    params, trainable = count_params(model)
+    was_training = model.training
+    model.eval()
+    target = model if forward == "forward" else _MethodAsModule(model, forward)
+    start = time.perf_counter()
+    try:
+        try:
+            counter = _run_counted(target, torch.empty(shape, device="meta"), on_meta=True)
+            where = "meta"
+        except Exception:  # data-dependent code or fixed-device tensors: count for real
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            counter = _run_counted(target, torch.randn(shape, device=device), on_meta=False)
+            where = str(device.type)
+    finally:
+        model.train(was_training)
+    elapsed = time.perf_counter() - start
+    flop_counts = counter.get_flop_counts()
+    by_module = {k: sum(v.values()) // 2 for k, v in flop_counts.items() if k != "Global"}
+    by_op = {str(op): n // 2 for op, n in flop_counts.get("Global", {}).items()}
+    return Cost(
+        params=params,
+        params_trainable=trainable,
+        macs=counter.get_total_flops() // 2,
+        input_shape=shape,
+        counter=f"flop_counter[{where}]",
+        count_s=elapsed,
+        by_module=by_module,
+        by_op=by_op,
+    )
+
+
+def count_macs(model: nn.Module, imgsz: int | tuple[int, int] = 224, batch: int = 1) -> int:
+    """Shorthand: MACs of ``model.forward`` at ``imgsz``."""
+    return count_cost(model, imgsz, batch).macs
+
+
+class _MethodAsModule(nn.Module):
+    """Expose ``model.<method>`` as ``forward`` so functional_call can run it."""
+
+    def __init__(self, model: nn.Module, method: str) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return getattr(self.model, self.method)(x)
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-check counters: the tools users usually reach for. Kept so a report can show
+# where they disagree with the counter above; never used for decisions.
+
+
+def macs_fvcore(model: nn.Module, imgsz: int | tuple[int, int] = 224, batch: int = 1) -> int | None:
+    """fvcore's count (it calls its unit 'flops' but counts one per MAC). None if it fails."""
+    try:
+        from fvcore.nn import FlopCountAnalysis
+    except ImportError:
+        return None
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    x = torch.randn(batch, 3, h, w, device=_device_of(model))
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            analysis = FlopCountAnalysis(model, x)
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            return int(analysis.total())
+    except Exception:
+        return None
+    finally:
+        model.train(was_training)
+
+
+def macs_thop(model: nn.Module, imgsz: int | tuple[int, int] = 224, batch: int = 1) -> int | None:
+    """thop's MAC count (module hooks only: functional matmuls/attention are invisible)."""
+    try:
+        import copy
+
+        import thop
+    except ImportError:
+        return None
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    probe = copy.deepcopy(model).eval()  # thop attaches buffers to the modules it visits
+    x = torch.randn(batch, 3, h, w, device=_device_of(model))
+    try:
+        with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            macs, _ = thop.profile(probe, inputs=(x,), verbose=False)
+        return int(macs)
+    except Exception:
+        return None
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
