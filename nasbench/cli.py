@@ -55,14 +55,16 @@ def main() -> None:
 def models_cmd(family_filter: str | None, no_cost: bool) -> None:
     """List every preset with its family, params and MACs at its native input size.
 
-    Counts are of the deploy form (BN folded) and come from the same counter as
-    `compare`, run on the meta device (no weights are allocated).
+    Params are given for the training form (what most papers quote) and the deploy
+    form (BN folded, re-parameterised branches merged: what gets timed). MACs are of
+    the deploy form, from the same counter as `compare`, run on the meta device (no
+    weights are allocated).
     """
     from rich.table import Table
 
     from nasbench import zoo
     from nasbench.families.base import fuse_for_deploy
-    from nasbench.measure.cost import count_cost
+    from nasbench.measure.cost import count_cost, count_params
 
     families = zoo.all_families()
     if family_filter is not None and family_filter not in families:
@@ -70,7 +72,8 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
         raise UserError(f"unknown family '{family_filter}'" + (f"; did you mean {', '.join(hint)}?" if hint
                         else f" (known: {', '.join(sorted(families))})"))
     table = Table(title="nasbench presets", header_style="bold")
-    for header in ("preset", "family", "native imgsz px") + (() if no_cost else ("params M", "MACs G", "FLOPs G (2×MACs)")):
+    cost_headers = ("params M (train form)", "params M (deploy)", "MACs G", "FLOPs G (2×MACs)")
+    for header in ("preset", "family", "native imgsz px") + (() if no_cost else cost_headers):
         table.add_column(header, justify="left" if header in ("preset", "family") else "right")
     for name, (fam, cfg) in zoo.all_presets().items():
         if family_filter and fam.name != family_filter:
@@ -78,10 +81,10 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
         cells = [name, fam.name, str(fam.native_imgsz)]
         if not no_cost:
             model = zoo.build_for_counting(fam, cfg)
-            if fam.has_deploy_form:
-                fuse_for_deploy(model)
-            cost = count_cost(model, fam.native_imgsz)
-            cells += [f"{cost.params / 1e6:.3f}", f"{cost.macs / 1e9:.3f}", f"{cost.flops / 1e9:.3f}"]
+            train_params, _ = count_params(model)
+            cost = count_cost(fuse_for_deploy(model), fam.native_imgsz)
+            cells += [f"{train_params / 1e6:.3f}", f"{cost.params / 1e6:.3f}", f"{cost.macs / 1e9:.3f}",
+                      f"{cost.flops / 1e9:.3f}"]
         table.add_row(*cells)
     console.print(table)
 

@@ -1,0 +1,80 @@
+"""Latency timer: statistics, alternation, time limit, recorded context."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from nasbench.errors import UserError
+from nasbench.measure.latency import TimingPlan, _percentile, resolve_device, time_models
+
+
+class Sleeper(nn.Module):
+    """A model whose latency we know: it sleeps ``ms`` milliseconds."""
+
+    def __init__(self, ms: float) -> None:
+        super().__init__()
+        self.ms = ms
+        self.calls = 0
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(self.ms / 1e3)
+        return x
+
+
+def test_percentile_interpolates() -> None:
+    assert _percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
+    assert _percentile([0.0, 10.0], 0.1) == pytest.approx(1.0)
+    assert _percentile([7.0], 0.9) == 7.0
+
+
+def test_known_latency_and_context() -> None:
+    plan = TimingPlan(warmup=1, runs=6, rounds=3, time_limit_s=30)
+    models = {"fast": Sleeper(2), "slow": Sleeper(8)}
+    out = time_models(models, 8, device="cpu", threads=1, plan=plan)
+    assert out["fast"].runs == out["slow"].runs == 6
+    assert 2 <= out["fast"].median_ms < 8 <= out["slow"].median_ms < 30
+    assert out["fast"].p10_ms <= out["fast"].median_ms <= out["fast"].p90_ms
+    t = out["slow"]
+    assert (t.device, t.dtype, t.threads, t.batch, t.input_shape) == ("cpu", "fp32", 1, 1, (1, 3, 8, 8))
+    assert t.torch_version == torch.__version__ and t.cuda_version is None and t.peak_mem_bytes is None
+    assert "alternating 3 rounds over 2 model(s)" in t.what
+    # warm-up + one planning probe + 6 timed runs
+    assert models["fast"].calls == 1 + 1 + 6
+
+
+def test_time_limit_cuts_runs_and_says_so() -> None:
+    plan = TimingPlan(warmup=0, runs=100, rounds=5, time_limit_s=0.2, min_runs=3)
+    out = time_models({"slow": Sleeper(20)}, 8, device="cpu", plan=plan)["slow"]
+    assert out.time_limited and 3 <= out.runs < 100
+
+
+def test_alternating_rounds_interleave() -> None:
+    order: list[str] = []
+
+    class Tagged(nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+        def forward(self, x):
+            order.append(self.tag)
+            return x
+
+    time_models({"a": Tagged("a"), "b": Tagged("b")}, 4, plan=TimingPlan(warmup=0, runs=4, rounds=2))
+    timed = "".join(order[2:])  # after the two planning probes
+    assert timed == "aabbaabb"
+
+
+def test_device_errors_are_user_errors() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(UserError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            resolve_device("cuda")
