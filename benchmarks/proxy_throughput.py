@@ -1,0 +1,215 @@
+"""Training throughput of nasbench's proxy trainer vs a plain DataLoader pipeline.
+
+Both sides train the same model, on the same data (default: cifar10-small, 32 px JPEGs),
+on the same device, in the same process, with the same optimiser, schedule, loss,
+clipping, autocast setting and (unless marked "plain NCHW") the channels-last memory
+format that train_proxy uses; only the input pipeline differs:
+
+- ours: ``train_proxy`` — images decoded once into a resident uint8 tensor, batched
+  on-device pad-crop + flip + normalisation;
+- baseline: ``torch.utils.data.DataLoader`` over a Dataset that opens each JPEG with
+  Pillow on every access and augments it per sample (reflect-pad, random crop, flip,
+  to-tensor, normalise), for each ``--workers`` value, plus one "plain NCHW" run (the
+  loop as usually written, default memory format) to show the whole difference.
+
+Runs are interleaved ``--repeats`` times (the median is reported) because a shared
+machine's speed drifts. "steady" images/s skips the first ``--skip`` steps (warm-up,
+worker start-up); "end-to-end" counts everything from the call to the last step,
+including our one-off decode and the loader's worker start-up.
+
+    python benchmarks/proxy_throughput.py                  # tiny CNN, 2 threads, CPU
+    python benchmarks/proxy_throughput.py --model mobilevit_xxs --steps 40 --batch 64
+    python benchmarks/proxy_throughput.py --amp bf16      # both sides autocast (AMX CPUs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from nasbench.proxy.data import IMAGE_SUFFIXES, load_data
+from nasbench.proxy.train import adamw, lr_at, resolve_amp, resolve_device, train_proxy
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-small"
+
+
+def tiny_cnn(num_classes: int) -> nn.Module:
+    """A small proxy-sized CNN (~0.1 M params), the kind of model a proxy run trains."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for i, out in enumerate((32, 64, 128)):
+        layers += [nn.Conv2d(channels, out, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
+                   nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+
+
+def build_model(name: str, num_classes: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    if name == "tiny":
+        return tiny_cnn(num_classes)
+    from nasbench.zoo import resolve
+
+    return resolve(name).build(num_classes=num_classes)
+
+
+class JpegFolder(Dataset):
+    """The usual pipeline: decode one file with Pillow per access, augment it alone."""
+
+    def __init__(self, root: Path, mean: tuple[float, ...], std: tuple[float, ...], pad: int) -> None:
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        self.items = [(p, label) for label, name in enumerate(classes)
+                      for p in sorted((root / name).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+        self.pad = pad
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[index]
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"))
+        h, w, _ = pixels.shape
+        padded = np.pad(pixels, ((self.pad, self.pad), (self.pad, self.pad), (0, 0)), mode="reflect")
+        top, left = np.random.randint(0, 2 * self.pad + 1, size=2)
+        crop = padded[top : top + h, left : left + w]
+        if np.random.rand() < 0.5:
+            crop = crop[:, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div_(255)
+        return (x - self.mean) / self.std, label
+
+
+def baseline_run(model: nn.Module, dataset: JpegFolder, *, steps: int, batch: int, lr: float, workers: int,
+                 device: torch.device, seed: int, skip: int, amp: str, channels_last: bool) -> tuple[float, float]:
+    """Same optimiser/schedule/loss/clipping as train_proxy; returns (steady, end-to-end) img/s."""
+    start = time.perf_counter()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=layout).train()
+    amp_dtype = resolve_amp(amp, device)
+    optimizer = adamw(model, lr, 0.05, device)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
+                        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
+    warmup_steps = round(0.05 * steps)
+    step, steady_start = 0, start
+    while step < steps:
+        for x, y in loader:
+            step += 1
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, steps, lr, warmup_steps)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=layout)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            if step == skip:
+                steady_start = time.perf_counter()
+            if step == steps:
+                break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    end = time.perf_counter()
+    return (steps - skip) * batch / (end - steady_start), steps * batch / (end - start)
+
+
+def ours_run(model: nn.Module, data_dir: Path, *, steps: int, batch: int, lr: float, device: torch.device,
+             seed: int, skip: int, amp: str) -> tuple[float, float]:
+    """train_proxy; steady = steps skip+1 .. steps-1 (timed by the progress hook, which runs
+    after each step but after the evaluation on the last one), end-to-end = decode + all
+    training steps (train_proxy's own step timer, evaluation excluded)."""
+    marks: dict[int, float] = {}
+
+    def mark(step: int, total: int, point) -> None:
+        if step in (skip, steps - 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            marks[step] = time.perf_counter()
+
+    start = time.perf_counter()
+    data = load_data(data_dir).to(device)  # counted: the one-off decode is part of our cost
+    decode_s = time.perf_counter() - start
+    result = train_proxy(model, data, steps=steps, batch=batch, lr=lr, device=device, seed=seed, evals=1,
+                         amp=amp, progress=mark)
+    steady = (steps - 1 - skip) * batch / (marks[steps - 1] - marks[skip])
+    return steady, steps * batch / (decode_s + result.train_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ImageFolder with train/<class>/ (JPEGs)")
+    parser.add_argument("--model", default="tiny", help="'tiny' (built-in small CNN) or any zoo MODEL")
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--skip", type=int, default=10, help="warm-up steps left out of 'steady'")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers to try")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--amp", default="auto", help="autocast for both sides (auto = train_proxy's default)")
+    args = parser.parse_args()
+
+    if not (args.data / "train").is_dir():
+        raise SystemExit(f"no ImageFolder train/ under {args.data}; pass --data")
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    stats = load_data(args.data).info
+    dataset = JpegFolder(args.data / "train", stats.mean, stats.std, pad=max(1, round(0.125 * stats.imgsz)))
+    common = dict(steps=args.steps, batch=args.batch, lr=args.lr, device=device, seed=args.seed, skip=args.skip,
+                  amp=args.amp)
+    channels_last = device.type in ("cuda", "cpu")  # what train_proxy does
+    baselines = [(w, channels_last) for w in args.workers] + [(0, False)]
+
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for repeat in range(args.repeats):  # interleaved, so drift hits every pipeline alike
+        model = build_model(args.model, stats.num_classes, args.seed)
+        runs.setdefault("nasbench train_proxy (resident uint8, batched on-device aug)", []).append(
+            ours_run(model, args.data, **common))
+        for workers, same_layout in baselines:
+            model = build_model(args.model, stats.num_classes, args.seed)
+            np.random.seed(args.seed + repeat)
+            name = f"DataLoader + per-image Pillow decode + per-sample aug, workers={workers}"
+            name += "" if same_layout == channels_last else ", plain NCHW"
+            runs.setdefault(name, []).append(
+                baseline_run(model, dataset, workers=workers, channels_last=same_layout, **common))
+        print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
+
+    medians = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+               for name, rs in runs.items()}
+    ours_name = next(iter(medians))
+    fair = [n for n in medians if n != ours_name and "plain" not in n]  # same model-side settings
+    best_baseline = max(fair, key=lambda n: medians[n][0])
+    print(f"\nmodel {args.model}, data {args.data} ({stats.n_train} train images, {stats.imgsz} px), "
+          f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.steps} steps "
+          f"(steady skips {args.skip}), median of {args.repeats} interleaved repeats\n")
+    print("| pipeline | steady images/s | end-to-end images/s | steady ratio (ours / this) |")
+    print("|---|---:|---:|---:|")
+    for name, (steady, e2e) in medians.items():
+        ratio = medians[ours_name][0] / steady
+        print(f"| {name} | {steady:,.0f} | {e2e:,.0f} | {ratio:.2f}x |")
+    steady_ratio = medians[ours_name][0] / medians[best_baseline][0]
+    e2e_ratio = medians[ours_name][1] / max(medians[n][1] for n in fair)
+    print(f"\ndata-pipeline ratio vs the best same-settings baseline ({best_baseline.split(', ')[-1]}): "
+          f"steady {steady_ratio:.2f}x, end-to-end {e2e_ratio:.2f}x; target >= 1.5x "
+          f"{'met' if steady_ratio >= 1.5 and not math.isnan(steady_ratio) else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
