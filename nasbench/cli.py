@@ -209,16 +209,16 @@ def write_compare_files(frame, out_dir: Path, csv_path: Path | None) -> list[Pat
     return written
 
 
-def _register_optional_commands() -> None:
-    """Commands that live next to their library code register here."""
-    try:
-        from nasbench.proxy.command import train
-    except ImportError:
-        return
+def _register_commands() -> None:
+    """Commands that live next to their library code."""
+    from nasbench.proxy.command import train
+    from nasbench.report.command import report
+
     main.add_command(train)
+    main.add_command(report)
 
 
-_register_optional_commands()
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

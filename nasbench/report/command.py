@@ -1,0 +1,82 @@
+"""`nasbench report STUDY`: the HTML/CSV report of a search study, and its Pareto set in the terminal.
+
+Registered by ``nasbench.cli`` (``main.add_command(report)``). Errors are ``UserError``s
+(one line, exit 2 through the CLI group); storage passwords are never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from nasbench.report.files import ensure_writable_dir
+from nasbench.report.study import (DEFAULT_STORAGE, DISPLAY_COLUMNS, StudyData, load_study_data, mask_url,
+                                   objective_name, open_study, report_dirname)
+from nasbench.report.study_html import write_report_files
+
+DEFAULT_REPORTS = Path("reports")
+PARETO_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("state", "feasible", "duplicate_of", "reason")]
+
+
+def _console() -> Console:
+    # Not a terminal (pipes, CI logs): a wide fixed width so the table is not squeezed.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def summary_lines(data: StudyData) -> list[str]:
+    a, c = data.attrs, data.counts
+    budget = a.get("budget_ms")
+    lines = [
+        f"study {data.name}: {c['run']} trials — {c['feasible']} feasible, {c['infeasible']} over budget/caps, "
+        f"{c['pruned']} pruned, {c['failed']} failed" + (f", {c['running']} still running" if c["running"] else ""),
+        f"objective {objective_name(a)}"
+        + (f", latency budget {budget:g} ms" if isinstance(budget, (int, float)) else "")
+        + f", on {a.get('device_name', '?')} ({a.get('device', '?')}, {a.get('dtype', '?')}, "
+        f"{a.get('threads', '?')} threads)",
+    ]
+    proxy = a.get("proxy")
+    if proxy and proxy.get("synthetic"):
+        lines.append("proxy data was SYNTHETIC: proxy top-1 ranks candidates, it is not an accuracy estimate")
+    elif not proxy:
+        lines.append("cost-only search: no candidate was trained (objective = MACs under the budget)")
+    return lines
+
+
+@click.command("report")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
+              help="Optuna storage URL: sqlite:///path.db, postgresql://user:pass@host/db, or journal:PATH.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory [default: reports/<study name>/].")
+def report(study_name: str, storage: str, out_dir: Path | None) -> None:
+    """Write the report of search STUDY: index.html (self-contained, works offline), trials.csv, pareto.csv.
+
+    The page shows the Pareto front (latency in ms vs proxy top-1 in %, or vs MACs
+    for cost-only searches) with the named presets and rtdetr-l, MACs vs latency by
+    family, the optimisation history, knob importances, every trial, and each Pareto
+    point's config as YAML that `nasbench compare` accepts. FLOPs = 2 x MACs.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(study_name, storage)  # a wrong name fails here, before any directory is made
+    out_dir = out_dir or DEFAULT_REPORTS / report_dirname(study_name)
+    ensure_writable_dir(out_dir, "report directory")  # and an unwritable one before the work
+    console = _console()
+    data = load_study_data(study)
+    from rich.markup import escape
+
+    from nasbench.report.table import rows_table
+
+    if len(data.pareto):
+        console.print(rows_table(data.pareto, title=escape(f"Pareto set of {data.name} (fastest first)"),
+                                 columns=PARETO_TERMINAL_COLUMNS))
+    else:
+        console.print("no feasible completed trial yet: the Pareto set is empty")
+    for line in summary_lines(data):
+        console.print(line, highlight=False, markup=False)
+    written = write_report_files(data, out_dir, storage_label=mask_url(storage))
+    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
