@@ -213,9 +213,10 @@ def _register_commands() -> None:
     """Commands that live next to their library code."""
     from nasbench.proxy.command import train
     from nasbench.report.command import report
+    from nasbench.search.command import export, search
 
-    main.add_command(train)
-    main.add_command(report)
+    for command in (search, export, train, report):
+        main.add_command(command)
 
 
 _register_commands()

@@ -19,6 +19,8 @@ from nasbench.report.study_html import write_report_files
 
 DEFAULT_REPORTS = Path("reports")
 PARETO_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("state", "feasible", "duplicate_of", "reason")]
+REFERENCE_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("trial", "state", "duplicate_of", "reason",
+                                                                          "duration_s")]
 
 
 def _console() -> Console:
@@ -65,18 +67,30 @@ def report(study_name: str, storage: str, out_dir: Path | None) -> None:
     study = open_study(study_name, storage)  # a wrong name fails here, before any directory is made
     out_dir = out_dir or DEFAULT_REPORTS / report_dirname(study_name)
     ensure_writable_dir(out_dir, "report directory")  # and an unwritable one before the work
-    console = _console()
-    data = load_study_data(study)
+    render_study(study, out_dir, mask_url(storage), _console())
+
+
+def render_study(study, out_dir: Path, storage_label: str, console: Console) -> list[Path]:
+    """Print the Pareto set and summary of ``study``; write its report files."""
     from rich.markup import escape
 
     from nasbench.report.table import rows_table
 
+    data = load_study_data(study)
     if len(data.pareto):
         console.print(rows_table(data.pareto, title=escape(f"Pareto set of {data.name} (fastest first)"),
                                  columns=PARETO_TERMINAL_COLUMNS))
     else:
         console.print("no feasible completed trial yet: the Pareto set is empty")
+    references = [f for f in (data.presets, data.baseline) if len(f)]
+    if references:
+        import pandas as pd
+
+        console.print(rows_table(pd.concat(references, ignore_index=True),
+                                 title="named presets and rtdetr-l baseline, measured the same way",
+                                 columns=REFERENCE_TERMINAL_COLUMNS))
     for line in summary_lines(data):
         console.print(line, highlight=False, markup=False)
-    written = write_report_files(data, out_dir, storage_label=mask_url(storage))
+    written = write_report_files(data, out_dir, storage_label=storage_label)
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
+    return written

@@ -1,0 +1,229 @@
+"""`nasbench search` and `nasbench export`: thin CLI over ``nasbench.search.study``."""
+
+from __future__ import annotations
+
+import signal
+import warnings
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from nasbench.errors import UserError
+from nasbench.report.files import atomic_write_text, ensure_writable_dir
+from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
+from nasbench.search.budget import BUDGET_FORMS, parse_budget_ms, parse_count
+from nasbench.search.space import available_spaces
+from nasbench.search.study import SAMPLERS, SearchOptions
+
+DEFAULT_REPORTS = Path("reports")
+
+
+def _console() -> Console:
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def open_or_create_study(name: str, storage_url: str, sampler, pruner=None, direction: str = "maximize"):
+    """Create the study or load it to resume; storage problems become one-line errors."""
+    import optuna
+
+    from nasbench.report.study import _first_line
+
+    if storage_url.startswith("sqlite:///"):
+        path = Path(storage_url[len("sqlite:///"):])
+        ensure_writable_dir(path.parent if str(path.parent) else Path("."), "study directory")
+    try:
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if storage_url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = Path(storage_url[len("journal:"):])
+            ensure_writable_dir(path.parent if str(path.parent) else Path("."), "journal directory")
+            storage = JournalStorage(JournalFileBackend(str(path)))
+        else:
+            storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=30, grace_period=120)
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction=direction, load_if_exists=True)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - drivers raise many kinds
+        raise UserError(f"cannot open storage {mask_url(storage_url)}: {_first_line(exc, storage_url)}") from None
+
+
+class _Progress:
+    """Optuna callback driving a rich progress bar: trials, feasible, best, ETA."""
+
+    def __init__(self, progress, task, objective: str) -> None:
+        self.progress, self.task, self.objective = progress, task, objective
+        self.feasible = 0
+        self.best: float | None = None
+
+    def __call__(self, study, trial) -> None:
+        if trial.user_attrs.get("feasible") and trial.value is not None and trial.state.name == "COMPLETE":
+            self.feasible += 1
+            self.best = trial.value if self.best is None else max(self.best, trial.value)
+        best = "—" if self.best is None else (f"{self.best:.2f}%" if self.objective == "proxy_top1"
+                                              else f"{self.best / 1e9:.3f} GMACs")
+        self.progress.update(self.task, advance=1,
+                             description=f"trial {trial.number} {trial.state.name.lower()} · feasible {self.feasible} · best {best}")
+
+
+def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+@click.command("search")
+@click.option("--space", "space_arg", required=True,
+              help=f"Space name ({', '.join(available_spaces())}), 'all' (family becomes a knob), or a space .yaml file.")
+@click.option("--budget", required=True, help=f"Latency budget, hard constraint. Accepted: {BUDGET_FORMS}.")
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Trials this run adds.")
+@click.option("--max-total", type=click.IntRange(min=1), default=None,
+              help="Stop when the study (all workers together) has this many finished trials.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Stop starting trials after this many seconds.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N (what latency is measured on).")
+@click.option("--target", type=click.Choice(["backbone", "detector"]), default="backbone", show_default=True,
+              help="What the budget constrains: the backbone at --imgsz, or RT-DETR with it at --det-imgsz.")
+@click.option("--imgsz", type=click.IntRange(min=16), default=None, help="Backbone input px [default: the space's].")
+@click.option("--det-imgsz", type=click.IntRange(min=64), default=640, show_default=True)
+@click.option("--data", default=None, help="Proxy data: ImageFolder or CIFAR pickle dir [default: built-in synthetic task].")
+@click.option("--proxy-steps", type=click.IntRange(min=1), default=120, show_default=True, help="Proxy training steps per trial.")
+@click.option("--proxy-seconds", type=click.FloatRange(min=1), default=None,
+              help="Also stop a proxy run at the first evaluation after this many seconds.")
+@click.option("--proxy-imgsz", type=click.IntRange(min=8), default=32, show_default=True, help="Proxy training px.")
+@click.option("--proxy-batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--no-train", is_flag=True, help="Cost-only search: maximise MACs (capacity) within the budget, no training.")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-params", default=None, help="Extra cap, e.g. 5M.")
+@click.option("--max-macs", default=None, help="Extra cap, e.g. 500M.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--study", "study_name", default=None,
+              help="Study name [default: derived from space, target, device, imgsz, budget: re-running resumes].")
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
+              help="Optuna storage: sqlite:///file.db, postgresql://user:pass@host/db, or journal:PATH (many local workers).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory [default: reports/<study>/].")
+@click.option("--no-presets", is_flag=True, help="Do not measure the family's named presets for comparison.")
+def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
+           proxy_seconds, proxy_imgsz, proxy_batch, no_train, sampler, seed, max_params, max_macs, threads,
+           study_name, storage, out_dir, no_presets) -> None:
+    """Search a family's knobs with Optuna under a latency budget.
+
+    Each trial: sample a config, build it, count params/MACs, time it on --device;
+    over budget -> recorded infeasible and never trained; within budget -> short proxy
+    training (pruned early when clearly worse). The same command resumes the same
+    study. At the end: the Pareto front (latency vs proxy top-1) beside the named
+    presets, measured the same way, and a report under reports/.
+    """
+    import optuna
+
+    from nasbench.search import study as st
+    from nasbench.search.space import resolve_space_arg
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opts = SearchOptions(
+        budget_ms=parse_budget_ms(budget), device=device, target=target, imgsz=imgsz, det_imgsz=det_imgsz, data=data,
+        proxy_steps=proxy_steps, proxy_seconds=proxy_seconds, proxy_imgsz=proxy_imgsz, proxy_batch=proxy_batch,
+        train=not no_train, sampler=sampler, seed=seed,
+        max_params=parse_count(max_params, "--max-params") if max_params else None,
+        max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads,
+    )
+    spaces = resolve_space_arg(space_arg)
+    console = _console()
+    err = Console(stderr=True)
+    with err.status("preparing") as status:
+        search_ = st.Search(spaces, opts, log=lambda s: status.update(s))
+        name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
+        out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
+        ensure_writable_dir(out_dir, "report directory")
+        study = open_or_create_study(name, storage, st.make_sampler(sampler, seed), st.make_pruner(proxy_steps))
+        attrs = st.study_attrs(search_, space_arg, opts)
+        if study.user_attrs:
+            st.check_resume(study, attrs)
+        else:
+            for k, v in attrs.items():
+                study.set_user_attr(k, v)
+    before = len(study.trials)
+    console.print(f"study [bold]{name}[/] in {mask_url(storage)}: {before} earlier trial(s)"
+                  + (", resuming" if before else ""), highlight=False)
+    if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
+        console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    callbacks = []
+    if max_total:
+        from optuna.study import MaxTrialsCallback
+
+        callbacks.append(MaxTrialsCallback(max_total, states=None))
+    started = time.monotonic()
+    interrupted = False
+    old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
+            task = progress.add_task("searching", total=trials)
+            callbacks.append(_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1")))
+            study.optimize(search_, n_trials=trials, timeout=timeout, callbacks=callbacks, catch=(RuntimeError,),
+                           gc_after_trial=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
+        study.set_user_attr("wall_s", float(study.user_attrs.get("wall_s", 0.0)) + time.monotonic() - started)
+
+    if not interrupted and not no_presets and "presets" not in study.user_attrs:
+        with err.status("measuring the named presets the same way") as status:
+            names = [p for s in spaces for p in s.presets]
+            study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s)))
+    from nasbench.report.command import render_study
+
+    render_study(study, out_dir, mask_url(storage), console)
+    done = len(study.trials) - before
+    console.print(f"{done} trial(s) this run, {st.feasible_count(study)} feasible in the study; "
+                  f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
+                  highlight=False, markup=False)
+    if interrupted:
+        err.print("interrupted: the running trial was recorded as failed (reason: interrupted); the same command resumes")
+        sys.exit(130)
+
+
+@click.command("export")
+@click.argument("study_name", metavar="STUDY")
+@click.option("--trial", "trial_number", type=int, default=None, help="Export this trial's config.")
+@click.option("--pareto", is_flag=True, help="Export every Pareto-front config (the default without --trial).")
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("configs"),
+              show_default=True, help="Directory for the YAML files.")
+def export(study_name, trial_number, pareto, storage, out_dir) -> None:
+    """Write searched configs as YAML files that `compare` and `train` accept."""
+    import optuna
+    import yaml
+
+    from nasbench.report.study import load_study_data
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(study_name, storage)
+    if trial_number is not None and pareto:
+        raise UserError("use either --trial N or --pareto, not both")
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if trial_number is not None:
+        if trial_number not in trials or "config" not in trials[trial_number].user_attrs:
+            raise UserError(f"study '{study_name}' has no trial {trial_number} with a config "
+                            f"(trials 0..{max(trials, default=-1)})")
+        chosen = [trials[trial_number]]
+    else:
+        front = load_study_data(study, importances=False).pareto
+        chosen = [trials[int(n)] for n in front["trial"]] if len(front) else []
+        if not chosen:
+            raise UserError(f"study '{study_name}' has no feasible completed trial yet: nothing to export")
+    ensure_writable_dir(out_dir, "export directory")
+    console = _console()
+    for t in chosen:
+        config = dict(t.user_attrs["config"])
+        name = f"{report_dirname(study_name)}-t{t.number:04d}"
+        text = yaml.safe_dump({"name": name, **config}, sort_keys=False)
+        path = atomic_write_text(out_dir / f"{name}.yaml", text)
+        console.print(f"wrote {path}", highlight=False, markup=False)

@@ -1,0 +1,398 @@
+"""The search loop: an Optuna study over one or more spaces under a latency budget.
+
+Design (why it is single-objective): Optuna's pruners do not work in multi-objective
+studies (``trial.report`` raises there), and early stopping of poor proxy runs is where
+most of the search time is saved. So the study maximises ONE objective — proxy top-1
+(or, with ``--no-train``, MACs as "capacity") — with the latency budget and the
+optional params/MACs caps as hard constraints given to the sampler
+(``constraints_func``). The Pareto front over (latency down, objective up) is derived
+afterwards from all feasible trials; nothing is lost by not asking Optuna for it.
+
+A trial is staged so that expensive work only happens to candidates that deserve it:
+sample -> constraints of the space (never built when broken) -> same config seen
+before? (reuse its measurements) -> build + count (ms) -> caps -> one timed run
+(reject at once when far over budget) -> full timing -> over budget: recorded
+infeasible, never trained -> proxy training with intermediate reports and a pruner.
+Every trial stores its config, result row, timing context and proxy result as user
+attributes (see ``nasbench.report.study`` for the reader side).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from nasbench import __version__, zoo
+from nasbench.compare import Candidate as Measured
+from nasbench.compare import CompareOptions, measure_cost, prepare
+from nasbench.errors import UserError
+from nasbench.families.base import config_to_dict
+from nasbench.measure.latency import TimingPlan, device_name, resolve_device, time_models
+from nasbench.search.budget import format_ms
+from nasbench.search.space import Candidate, Space, sample
+
+FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without more timing
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    budget_ms: float
+    device: str = "auto"
+    target: str = "backbone"  # "backbone" | "detector"
+    imgsz: int | None = None  # None: the space's imgsz
+    det_imgsz: int = 640
+    data: str | None = None  # None: the built-in synthetic task
+    proxy_steps: int = 120
+    proxy_seconds: float | None = None
+    proxy_imgsz: int = 32
+    proxy_batch: int = 64
+    proxy_lr: float = 2e-3
+    train: bool = True
+    sampler: str = "tpe"
+    seed: int = 0
+    max_params: int | None = None
+    max_macs: int | None = None
+    dtype: str = "fp32"
+    threads: int | None = None
+    timing: TimingPlan = field(default_factory=lambda: TimingPlan(warmup=3, runs=15, rounds=1, time_limit_s=10))
+
+
+# ----------------------------------------------------------------------------- naming
+def default_study_name(spaces: list[Space], space_arg: str, opts: SearchOptions, device_type: str) -> str:
+    """Same command -> same name, so re-running resumes and adds trials."""
+    label = space_arg if len(spaces) > 1 else spaces[0].name
+    imgsz = opts.imgsz or spaces[0].imgsz
+    parts = [label, opts.target, device_type, f"{imgsz}px", format_ms(opts.budget_ms)]
+    if not opts.train:
+        parts.append("costonly")
+    if opts.max_params:
+        parts.append(f"p{opts.max_params}")
+    if opts.max_macs:
+        parts.append(f"m{opts.max_macs}")
+    return "-".join(parts)
+
+
+def config_key(config_dict: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- sampler
+def record_constraint(trial: optuna.Trial, values: dict[str, float]) -> None:
+    """Give the sampler the constraint values (<= 0 feasible) and keep them for reports."""
+    for key, value in values.items():
+        trial.set_constraint(key, value)
+    trial.set_user_attr("constraint", list(values.values()))
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Samplers read the constraints set on each trial (``Trial.set_constraint``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "gp":
+            try:
+                import scipy  # noqa: F401  (GPSampler needs it)
+            except ImportError:
+                raise UserError("--sampler gp needs scipy (pip install scipy); or use tpe, nsga2, random") from None
+            return optuna.samplers.GPSampler(seed=seed)
+    raise UserError(f"unknown sampler '{name}' (use {', '.join(SAMPLERS)})")
+
+
+def make_pruner(proxy_steps: int) -> optuna.pruners.BasePruner:
+    """Median rule, but only after a third of the proxy run and against >= 3 other curves
+    (infeasible trials have no curve, so Optuna's startup count alone would be misleading)."""
+    return optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=max(1, proxy_steps // 3), n_min_trials=3)
+
+
+# ----------------------------------------------------------------------------- measuring
+def measured_row(m: Measured, timing, opts: SearchOptions) -> dict[str, Any]:
+    """The result row (schema of nasbench.report.schema) of one measured model."""
+    assert m.cost is not None
+    return {
+        "name": m.label, "family": m.spec.family, "source": m.spec.source, "imgsz": m.imgsz, "batch": 1,
+        "params": m.cost.params, "params_train_form": m.params_train_form, "macs": m.cost.macs,
+        "flops": m.cost.flops, "latency_ms": timing.median_ms, "latency_p10_ms": timing.p10_ms,
+        "latency_p90_ms": timing.p90_ms, "latency_runs": timing.runs,
+        "peak_mem_mb": None if timing.peak_mem_bytes is None else timing.peak_mem_bytes / 2**20,
+        "deploy_form": m.deploy_form, "device": timing.device, "device_name": timing.device_name,
+        "dtype": timing.dtype, "threads": timing.threads, "torch_version": timing.torch_version,
+        "cuda_version": timing.cuda_version, "time_limited": timing.time_limited, "counter": m.cost.counter,
+    }
+
+
+class Search:
+    """Holds what every trial shares: spaces, options, the loaded proxy data."""
+
+    def __init__(self, spaces: list[Space], opts: SearchOptions, log: Callable[[str], None] = lambda s: None):
+        self.spaces = {s.name: s for s in spaces}
+        self.opts = opts
+        self.device = resolve_device(opts.device)
+        self.log = log
+        self.data = None
+        self.measure_opts = CompareOptions(imgsz=None, device=str(self.device), dtype=opts.dtype,
+                                           threads=opts.threads, crosscheck=False)
+        self.interrupted = False
+
+    # -- data
+    def proxy_data(self):
+        if self.data is None and self.opts.train:
+            from nasbench.proxy.data import load_data
+
+            self.log("loading proxy data")
+            self.data = load_data(self.opts.data, imgsz=self.opts.proxy_imgsz, seed=self.opts.seed).to(self.device)
+        return self.data
+
+    def proxy_description(self) -> dict[str, Any] | None:
+        if not self.opts.train:
+            return None
+        data = self.proxy_data()
+        return {"data": data.info.source if hasattr(data.info, "source") else str(self.opts.data or "synthetic"),
+                "synthetic": bool(data.info.synthetic), "classes": data.num_classes, "steps": self.opts.proxy_steps,
+                "seconds": self.opts.proxy_seconds, "imgsz": self.opts.proxy_imgsz, "batch": self.opts.proxy_batch,
+                "lr": self.opts.proxy_lr, "seed": self.opts.seed,
+                "train_images": int(data.train_x.shape[0]), "val_images": int(data.val_x.shape[0])}
+
+    # -- one model
+    def imgsz_for(self, space: Space) -> int:
+        return self.opts.imgsz or space.imgsz
+
+    def measure(self, spec: zoo.ModelSpec, label: str, imgsz: int, reject_over_ms: float | None = None):
+        """Build + count + time one model. Returns (row, rejected_early)."""
+        m = prepare(spec, label, CompareOptions(imgsz=imgsz, device=str(self.device), crosscheck=False))
+        m.cost = measure_cost(m)
+        plan = self.opts.timing
+        if reject_over_ms is not None:  # one warm run first: far over budget -> stop here
+            probe = time_models({label: m.model}, imgsz, device=self.device, dtype=self.opts.dtype,
+                                threads=self.opts.threads, plan=TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1))[label]
+            if probe.median_ms > reject_over_ms:
+                return measured_row(m, probe, self.opts), True
+        timing = time_models({label: m.model}, imgsz, device=self.device, dtype=self.opts.dtype,
+                             threads=self.opts.threads, plan=plan)[label]
+        return measured_row(m, timing, self.opts), False
+
+    def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
+        from nasbench.proxy.train import train_proxy
+
+        data = self.proxy_data()
+        model = spec.build(num_classes=data.num_classes)
+        deadline = None if self.opts.proxy_seconds is None else time.monotonic() + self.opts.proxy_seconds
+
+        def callback(step: int, top1: float) -> bool:
+            if deadline is not None and time.monotonic() > deadline:
+                return True
+            return bool(stop and stop(step, top1))
+
+        return train_proxy(model, data, steps=self.opts.proxy_steps, batch=self.opts.proxy_batch,
+                           lr=self.opts.proxy_lr, device=self.device, seed=self.opts.seed, callback=callback)
+
+    # -- the objective
+    def constraint(self, row: dict[str, Any]) -> dict[str, float]:
+        latency = row.get("det_latency_ms") if self.opts.target == "detector" else row["latency_ms"]
+        values = {"latency_over_budget_ms": latency - self.opts.budget_ms}
+        if self.opts.max_params:
+            values["params_over_cap"] = (row["params"] - self.opts.max_params) / self.opts.max_params
+        if self.opts.max_macs:
+            values["macs_over_cap"] = (row["macs"] - self.opts.max_macs) / self.opts.max_macs
+        return values
+
+    def infeasible_value(self, row: dict[str, Any]) -> float:
+        return float(row["macs"]) if not self.opts.train else 0.0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("reason", "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume")
+            self.interrupted = True
+            raise
+        except (optuna.TrialPruned, UserError):
+            raise
+        except Exception as exc:  # recorded on the trial; Optuna marks it FAIL
+            text = str(exc).strip().splitlines()
+            trial.set_user_attr("reason", f"{type(exc).__name__}: {text[0] if text else ''}"[:300])
+            raise
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        names = list(self.spaces)
+        space = self.spaces[trial.suggest_categorical("family", names)] if len(names) > 1 else self.spaces[names[0]]
+        cand: Candidate = sample(trial, space, prefix=f"{space.name}." if len(names) > 1 else "")
+        config = {"family": cand.family, **config_to_dict(cand.config)}
+        label = f"t{trial.number:04d}"
+        key = config_key(config)
+        for k, v in (("config", config), ("name", label), ("config_key", key), ("feasible", False)):
+            trial.set_user_attr(k, v)
+        if cand.violations:
+            record_constraint(trial, {"space_constraints": 1.0})
+            trial.set_user_attr("reason", "violates " + "; ".join(cand.violations) + " (never built)")
+            raise optuna.TrialPruned()
+
+        earlier = self.find_measured(trial.study, key, trial.number)
+        if earlier is not None:
+            return self.reuse(trial, earlier)
+
+        spec = zoo.ModelSpec(label, cand.family, cand.config, "search", space.imgsz)
+        row, rejected = self.measure(spec, label, self.imgsz_for(space),
+                                     reject_over_ms=None if self.opts.target == "detector"
+                                     else FAR_OVER_BUDGET * self.opts.budget_ms)
+        if self.opts.target == "detector":
+            row.update(self.detector_row(spec, label))
+        trial.set_user_attr("row", row)
+        constraint = self.constraint(row)
+        record_constraint(trial, constraint)
+        if rejected or max(constraint.values()) > 0:
+            trial.set_user_attr("reason", self.why_infeasible(row, rejected))
+            return self.infeasible_value(row)
+        trial.set_user_attr("feasible", True)
+        if not self.opts.train:
+            return float(row["macs"])
+        return self.train_trial(trial, spec)
+
+    def train_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec) -> float:
+        pruned = {"flag": False}
+
+        def stop(step: int, top1: float) -> bool:
+            trial.report(top1, step)
+            pruned["flag"] = trial.should_prune()
+            return pruned["flag"]
+
+        result = self.train(spec, stop)
+        trial.set_user_attr("proxy_top1", result.top1)
+        trial.set_user_attr("proxy_top5", result.top5)
+        trial.set_user_attr("proxy_val_loss", result.val_loss)
+        trial.set_user_attr("proxy_images_per_s", result.images_per_s)
+        trial.set_user_attr("proxy_curve", [{"step": p.step, "val_top1": p.val_top1, "val_loss": p.val_loss}
+                                            for p in result.curve])
+        if pruned["flag"]:
+            trial.set_user_attr("reason", f"pruned at step {result.steps_done}: top-1 {result.top1:.1f}% below the median")
+            raise optuna.TrialPruned()
+        if result.diverged:
+            trial.set_user_attr("reason", "proxy training diverged (non-finite loss)")
+        return float(result.top1)
+
+    def why_infeasible(self, row: dict[str, Any], rejected_early: bool) -> str:
+        reasons = []
+        latency = row.get("det_latency_ms") if self.opts.target == "detector" else row["latency_ms"]
+        if latency > self.opts.budget_ms:
+            what = "detector latency" if self.opts.target == "detector" else "latency"
+            reasons.append(f"{what} {latency:.1f} ms > budget {self.opts.budget_ms:g} ms"
+                           + (" (one run; rejected without full timing)" if rejected_early else ""))
+        if self.opts.max_params and row["params"] > self.opts.max_params:
+            reasons.append(f"params {row['params'] / 1e6:.2f}M > cap {self.opts.max_params / 1e6:.2f}M")
+        if self.opts.max_macs and row["macs"] > self.opts.max_macs:
+            reasons.append(f"MACs {row['macs'] / 1e6:.0f}M > cap {self.opts.max_macs / 1e6:.0f}M")
+        return "; ".join(reasons) + " (never trained)"
+
+    def detector_row(self, spec: zoo.ModelSpec, label: str) -> dict[str, Any]:
+        from nasbench.detector.measure import detector_cost_and_latency
+
+        return detector_cost_and_latency(spec, label, self.opts.det_imgsz, self.device, self.opts.dtype)
+
+    # -- duplicates
+    @staticmethod
+    def find_measured(study: optuna.Study, key: str, number: int) -> optuna.trial.FrozenTrial | None:
+        """An earlier finished trial of the same config (any worker), if there is one."""
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if t.number != number and t.user_attrs.get("config_key") == key and "row" in t.user_attrs \
+                    and "duplicate_of" not in t.user_attrs:
+                return t
+        return None
+
+    def reuse(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> float:
+        for key, value in earlier.constraints.items():
+            trial.set_constraint(key, value)
+        for k in ("row", "constraint", "feasible", "reason", "proxy_top1", "proxy_top5", "proxy_val_loss",
+                  "proxy_images_per_s", "proxy_curve"):
+            if k in earlier.user_attrs:
+                trial.set_user_attr(k, earlier.user_attrs[k])
+        trial.set_user_attr("duplicate_of", earlier.number)
+        if earlier.state == TrialState.PRUNED:
+            raise optuna.TrialPruned()
+        return float(earlier.value)
+
+
+# ----------------------------------------------------------------------------- study
+def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str, Any]:
+    import torch
+
+    first = next(iter(search.spaces.values()))
+    return {
+        "nasbench_version": __version__,
+        "space": space_arg,
+        "families": sorted({s.family.name for s in search.spaces.values()}),
+        "target": opts.target,
+        "budget_ms": opts.budget_ms,
+        "max_params": opts.max_params,
+        "max_macs": opts.max_macs,
+        "imgsz": opts.imgsz or first.imgsz,
+        "det_imgsz": opts.det_imgsz,
+        "device": search.device.type,
+        "device_name": device_name(search.device),
+        "dtype": opts.dtype,
+        "threads": opts.threads or torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda if search.device.type == "cuda" else None,
+        "objective": "proxy_top1" if opts.train else "macs",
+        "proxy": search.proxy_description(),
+        "sampler": opts.sampler,
+        "seed": opts.seed,
+        "wall_s": 0.0,
+    }
+
+
+# Attributes that must agree when a study is resumed; anything else may change.
+RESUME_KEYS = ("target", "budget_ms", "max_params", "max_macs", "imgsz", "det_imgsz", "device", "objective")
+
+
+def check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
+    old = study.user_attrs
+    for k in RESUME_KEYS:
+        if k in old and old[k] != attrs[k]:
+            raise UserError(f"study '{study.study_name}' was created with {k}={old[k]!r}, this run has {attrs[k]!r}; "
+                            "use another --study name (nothing was changed)")
+    old_proxy, new_proxy = old.get("proxy"), attrs.get("proxy")
+    if old_proxy and new_proxy:
+        for k in ("data", "steps", "imgsz", "batch"):
+            if old_proxy.get(k) != new_proxy.get(k):
+                raise UserError(f"study '{study.study_name}' was trained with proxy {k}={old_proxy.get(k)!r}, this run "
+                                f"has {new_proxy.get(k)!r}: its top-1 values would not be comparable; use another --study")
+
+
+def feasible_count(study: optuna.Study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("feasible"))
+
+
+def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("feasible")]
+    return max(done, key=lambda t: t.value, default=None)
+
+
+def measure_presets(search: Search, names: list[str], log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The named presets, measured exactly like trials (same device, timing, proxy)."""
+    rows = []
+    for name in names:
+        spec = zoo.resolve(name)
+        space = next(s for s in search.spaces.values() if s.family.name == spec.family)
+        log(f"measuring preset {name}")
+        row, _ = search.measure(spec, name, search.imgsz_for(space))
+        if search.opts.target == "detector":
+            row.update(search.detector_row(spec, name))
+        row["feasible"] = max(search.constraint(row).values()) <= 0
+        if search.opts.train:
+            log(f"proxy-training preset {name}")
+            result = search.train(spec)
+            row.update(proxy_top1=result.top1, proxy_top5=result.top5, proxy_val_loss=result.val_loss)
+        rows.append(row)
+    return rows
