@@ -1,0 +1,193 @@
+"""The search loop end to end on tiny spaces: budget parsing, staging, duplicates,
+resume, interruption, export -> compare round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from nasbench.cli import main
+from nasbench.errors import UserError
+from nasbench.search import study as st
+from nasbench.search.budget import parse_budget_ms, parse_count
+
+# A tiny MobileViT space: cheap to build and time at 64 px.
+TINY_SPACE = {
+    "family": "mobilevit",
+    "base": "mobilevit_xxs",
+    "imgsz": 64,
+    "presets": ["mobilevit_xxs"],
+    "knobs": {
+        "width": {"choices": [0.5, 1.0], "scale": ["stage_channels"]},
+        "transformer_blocks": {"int": [1, 2], "per_stage": 3},
+    },
+}
+
+
+@pytest.mark.parametrize("text, ms", [("30ms", 30.0), ("30 ms", 30.0), ("0.03s", 30.0), ("30000us", 30.0),
+                                      ("2.5ms", 2.5), ("1e1ms", 10.0)])
+def test_budget_forms(text: str, ms: float) -> None:
+    assert parse_budget_ms(text) == pytest.approx(ms)
+
+
+@pytest.mark.parametrize("text", ["30", "ms", "-5ms", "0ms", "30 fps", "thirty ms", ""])
+def test_bad_budgets(text: str) -> None:
+    with pytest.raises(UserError, match="30ms, 30 ms, 0.03s, 30000us"):
+        parse_budget_ms(text)
+
+
+def test_counts() -> None:
+    assert parse_count("5M", "cap") == 5_000_000 and parse_count("500k", "cap") == 500_000
+    assert parse_count("1.5G", "cap") == 1_500_000_000 and parse_count("1200", "cap") == 1200
+    with pytest.raises(UserError, match="k/M/G"):
+        parse_count("5 MB", "--max-params")
+
+
+def write_space(tmp_path: Path, space: dict = TINY_SPACE) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def cli(tmp_path: Path, *args: str):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    return CliRunner().invoke(main, ["search", "--device", "cpu", "--storage", storage, "--out", str(tmp_path / "rep"),
+                                     *args], catch_exceptions=False)
+
+
+def load(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/s.db")
+
+
+def test_cost_only_search_resume_and_report(tmp_path) -> None:
+    space = write_space(tmp_path)
+    args = ["--space", str(space), "--budget", "1s", "--trials", "3", "--no-train", "--study", "tiny", "--seed", "1"]
+    res = cli(tmp_path, *args)
+    assert res.exit_code == 0, res.output
+    study = load(tmp_path, "tiny")
+    assert len(study.trials) == 3
+    assert study.user_attrs["objective"] == "macs" and study.user_attrs["budget_ms"] == 1000.0
+    first = study.trials[0]
+    assert set(first.user_attrs["config"]) >= {"family", "stage_channels", "transformer_blocks"}
+    assert first.user_attrs["row"]["macs"] == first.value  # cost-only objective: capacity
+    assert [r["name"] for r in study.user_attrs["presets"]] == ["mobilevit_xxs"]
+    # Re-running the same command resumes: trials are added to the same study.
+    res = cli(tmp_path, *args)
+    assert res.exit_code == 0 and "3 earlier trial(s), resuming" in res.output
+    assert len(load(tmp_path, "tiny").trials) == 6
+    frame = pd.read_csv(tmp_path / "rep" / "trials.csv")
+    assert len(frame) == 6 and {"latency_ms", "macs", "flops", "params"} <= set(frame.columns)
+
+
+def test_infeasible_candidates_are_never_trained(tmp_path, monkeypatch) -> None:
+    trained = []
+    monkeypatch.setattr(st.Search, "train", lambda self, spec, stop=None: trained.append(spec) or pytest.fail("trained"))
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1us", "--trials", "4", "--study", "nf",
+              "--no-presets")
+    assert res.exit_code == 0, res.output
+    study = load(tmp_path, "nf")
+    assert trained == []
+    assert all(not t.user_attrs["feasible"] and "never trained" in t.user_attrs["reason"] for t in study.trials)
+    assert all(t.constraints["latency_over_budget_ms"] > 0 for t in study.trials)
+
+
+def test_duplicate_configs_are_not_measured_twice(tmp_path, monkeypatch) -> None:
+    one_point = dict(TINY_SPACE, knobs={"width": {"choices": [0.5], "scale": ["stage_channels"]}})
+    calls = []
+    real = st.Search.measure
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(st.Search, "measure", counting)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path, one_point)), "--budget", "1s", "--trials", "3",
+              "--no-train", "--study", "dup", "--no-presets")
+    assert res.exit_code == 0, res.output
+    study = load(tmp_path, "dup")
+    assert len(calls) == 1
+    assert [t.user_attrs.get("duplicate_of") for t in study.trials] == [None, 0, 0]
+    assert study.trials[1].value == study.trials[0].value
+
+
+def test_proxy_training_trials_and_presets(tmp_path) -> None:
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "2", "--study", "tr",
+              "--proxy-steps", "6", "--proxy-imgsz", "16", "--proxy-batch", "16")
+    assert res.exit_code == 0, res.output
+    study = load(tmp_path, "tr")
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done and all(t.user_attrs["feasible"] for t in done)
+    assert all(0.0 <= t.value <= 100.0 and t.value == t.user_attrs["proxy_top1"] for t in done)
+    assert study.user_attrs["proxy"]["synthetic"] is True
+    assert "proxy_top1" in study.user_attrs["presets"][0]
+    assert "SYNTHETIC" in res.output
+
+
+def test_interrupt_records_the_trial_and_resumes(tmp_path, monkeypatch) -> None:
+    real = st.Search.measure
+    state = {"n": 0}
+
+    def interrupt_second(self, *a, **k):
+        state["n"] += 1
+        if state["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(st.Search, "measure", interrupt_second)
+    args = ["--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "3", "--no-train", "--study", "ki",
+            "--no-presets"]
+    res = cli(tmp_path, *args)
+    assert res.exit_code == 130
+    study = load(tmp_path, "ki")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    assert "interrupted" in study.trials[1].user_attrs["reason"]
+    monkeypatch.setattr(st.Search, "measure", real)
+    assert cli(tmp_path, *args).exit_code == 0
+    assert len(load(tmp_path, "ki").trials) == 5
+
+
+def test_export_then_compare_round_trip(tmp_path) -> None:
+    assert cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "2", "--no-train",
+               "--study", "ex", "--no-presets").exit_code == 0
+    out = tmp_path / "configs"
+    res = CliRunner().invoke(main, ["export", "ex", "--storage", f"sqlite:///{tmp_path}/s.db", "--trial", "0",
+                                    "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (path,) = out.glob("*.yaml")
+    study = load(tmp_path, "ex")
+    res = CliRunner().invoke(main, ["compare", str(path), "--device", "cpu", "--imgsz", "64", "--runs", "2",
+                                    "--warmup", "0", "--no-crosscheck", "--out", str(tmp_path / "cmp")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(tmp_path / "cmp" / "compare.csv").iloc[0]
+    assert row["macs"] == study.trials[0].user_attrs["row"]["macs"]
+    assert row["params"] == study.trials[0].user_attrs["row"]["params"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "mobilevit", "--budget", "30"], "cannot read budget '30'"),
+        (["--space", "mobilevitt", "--budget", "30ms"], "unknown space 'mobilevitt'; did you mean mobilevit"),
+        (["--space", "mobilevit", "--budget", "30ms", "--max-params", "lots"], "cannot read --max-params"),
+        (["--space", "mobilevit", "--budget", "30ms", "--trials", "0"], "Invalid value for '--trials'"),
+    ],
+)
+def test_bad_search_input(tmp_path, args, message: str) -> None:
+    res = cli(tmp_path, *args)
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "s.db").exists()  # nothing created for bad input
+
+
+def test_changed_budget_does_not_touch_an_existing_study(tmp_path) -> None:
+    space = str(write_space(tmp_path))
+    assert cli(tmp_path, "--space", space, "--budget", "1s", "--trials", "1", "--no-train", "--study", "b",
+               "--no-presets").exit_code == 0
+    res = cli(tmp_path, "--space", space, "--budget", "2s", "--trials", "1", "--no-train", "--study", "b")
+    assert res.exit_code == 2 and "was created with budget_ms=1000.0" in res.output
+    assert len(load(tmp_path, "b").trials) == 1
