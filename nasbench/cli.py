@@ -116,24 +116,39 @@ def _timing_options(f):
 @_timing_options
 @click.option("--no-crosscheck", is_flag=True, help="Skip the fvcore/thop cross-check columns.")
 @click.option("--by-module", is_flag=True, help="Also print MACs per module (two levels deep).")
+@click.option("--detector", is_flag=True,
+              help="Also measure each backbone inside RT-DETR (rtdetr-l neck + decoder, 80 classes) at --det-imgsz: "
+                   "det_* columns with Δ % vs an added rtdetr_l row, timed in the same run. Off by default: "
+                   "detector forwards at 640 px take seconds on a CPU (CPU timing is capped at 1 warm-up, 5 runs, "
+                   "60 s).")
+@click.option("--det-imgsz", type=click.IntRange(min=32), default=640, show_default=True,
+              help="Input size in px for the --detector columns.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the CSV here.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report directory [default: reports/compare-<timestamp>/].")
 def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, runs, warmup, time_limit,
-                no_fuse, no_crosscheck, by_module, csv_path, out_dir) -> None:
+                no_fuse, no_crosscheck, by_module, detector, det_imgsz, csv_path, out_dir) -> None:
     """Measure MODELS side by side: params, MACs (+ fvcore/thop cross-checks), latency.
 
     MODELS are preset names (`nasbench models`), config files (.yaml/.json with
     `family:` and knobs) or `path/to/file.py:factory` / `package.module:factory`
     returning an nn.Module. A factory file is executed: name only code you trust.
+    `rtdetr_l` names the reference detector: its backbone columns are HGNetv2-L's and,
+    with --detector, its det_* columns the whole rtdetr-l.
+
+    Detector columns (--detector) are opt-in because timing RT-DETR at 640 px is slow
+    on a CPU; they use the backbone's three deepest levels (any strides that double).
     """
     from nasbench.compare import CompareOptions, compare_models
     from nasbench.measure.latency import TimingPlan
     from nasbench.report.files import ensure_writable_dir, ensure_writable_file, timestamped_dir
+    from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
     from nasbench.report.table import rows_table
 
-    out_dir = out_dir or timestamped_dir(DEFAULT_REPORTS, "compare")
+    backbone_columns = [c for c in TERMINAL_COLUMNS if not c[0].startswith("det_")]
+    command = click.get_current_context().find_root().invoked_subcommand or "compare"  # or "baseline"
+    out_dir = out_dir or timestamped_dir(DEFAULT_REPORTS, command)
     ensure_writable_dir(out_dir, "report directory")  # fail before measuring, not after
     if csv_path is not None:
         ensure_writable_file(csv_path, "CSV file")
@@ -141,10 +156,14 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
         imgsz=imgsz, batch=batch, device=device, dtype=dtype, channels_last=channels_last, threads=threads,
         fuse=not no_fuse, crosscheck=not no_crosscheck,
         plan=TimingPlan(warmup=warmup, runs=runs, rounds=min(5, runs), time_limit_s=time_limit),
+        detector=detector, det_imgsz=det_imgsz,
     )
     with err_console.status("measuring") as status:
         frame = compare_models(list(models), opts, log=lambda s: status.update(s))
-    console.print(rows_table(frame, title="nasbench compare"))
+    console.print(rows_table(frame, title=f"nasbench {command}", columns=backbone_columns))
+    if "det_params" in frame.columns:
+        console.print(rows_table(frame, title=f"RT-DETR on each backbone at {det_imgsz} px, Δ vs rtdetr_l",
+                                 columns=DETECTOR_TERMINAL_COLUMNS))
     _print_context(frame)
     if by_module:
         _print_by_module(list(models), opts)
@@ -163,16 +182,19 @@ def _print_context(frame) -> None:
         + ("\n[yellow]time limit reached: fewer runs than asked (see latency_runs)[/]" if limited else ""),
         highlight=False,
     )
+    if "det_timing_what" in frame.attrs:
+        console.print(f"detector: {frame.attrs['det_timing_what']}; Δ % = 100 × (value / rtdetr_l's − 1)"
+                      + ("\n[yellow]detector time limit reached: fewer runs (see det_latency_runs)[/]"
+                         if bool(frame["det_time_limited"].any()) else ""), highlight=False)
 
 
 def _print_by_module(names: list[str], opts) -> None:
     from rich.table import Table
 
-    from nasbench.compare import measure_cost, prepare, unique_labels
-    from nasbench import zoo
+    from nasbench.compare import measure_cost, prepare, resolve_model, unique_labels
 
     for name, label in zip(names, unique_labels(names)):
-        cand = prepare(zoo.resolve(name), label, opts)
+        cand = prepare(resolve_model(name), label, opts)
         cost = measure_cost(cand)
         table = Table(title=f"MACs by module: {label} @ {cand.imgsz}px", header_style="bold")
         table.add_column("module")
@@ -184,6 +206,26 @@ def _print_by_module(names: list[str], opts) -> None:
                 table.add_row("  " * (depth - 1) + path.split(".", 1)[1], f"{macs / 1e6:.2f}",
                               f"{100 * macs / max(cost.macs, 1):.1f}")
         console.print(table)
+
+
+@main.command("baseline")
+@_timing_options
+@click.option("--det-imgsz", type=click.IntRange(min=32), default=640, show_default=True,
+              help="Input size in px for the detector columns.")
+@click.option("--no-crosscheck", is_flag=True, help="Skip the fvcore/thop cross-check columns.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the CSV here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory [default: reports/baseline-<timestamp>/].")
+@click.pass_context
+def baseline_cmd(ctx: click.Context, **options) -> None:
+    """Measure the reference detector rtdetr-l alone (HGNetv2-L + rtdetr-l head, 80 classes).
+
+    Prints the one `nasbench compare rtdetr_l --detector` row (backbone columns: HGNetv2-L;
+    det_* columns: the whole detector at --det-imgsz) and writes the same report files.
+    On a CPU the detector timing is capped at 1 warm-up, 5 runs, 60 s.
+    """
+    ctx.invoke(compare_cmd, models=("rtdetr_l",), detector=True, by_module=False, **options)
 
 
 def write_compare_files(frame, out_dir: Path, csv_path: Path | None) -> list[Path]:
@@ -200,6 +242,8 @@ def write_compare_files(frame, out_dir: Path, csv_path: Path | None) -> list[Pat
         "CUDA": str(first["cuda_version"] or "—"),
         "python": platform.python_version(),
     }
+    if "det_timing_what" in frame.attrs:
+        context["detector"] = frame.attrs["det_timing_what"] + "; Δ % = 100 × (value / rtdetr_l's − 1)"
     csv_text = frame.to_csv(index=False)
     written = [atomic_write_text(out_dir / "compare.csv", csv_text),
                atomic_write_text(out_dir / "index.html",

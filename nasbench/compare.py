@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from nasbench import zoo
+from nasbench.detector import measure as det
 from nasbench.errors import UserError
 from nasbench.families.base import fuse_for_deploy
 from nasbench.measure.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
@@ -34,6 +35,8 @@ class CompareOptions:
     fuse: bool = True
     crosscheck: bool = True  # fvcore / thop columns
     plan: TimingPlan = field(default_factory=TimingPlan)
+    detector: bool = False  # also measure each backbone inside RT-DETR, with an rtdetr_l row
+    det_imgsz: int = 640
 
 
 @dataclass
@@ -56,6 +59,11 @@ def unique_labels(names: list[str]) -> list[str]:
         seen[n] = seen.get(n, 0) + 1
         labels.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
     return labels
+
+
+def resolve_model(name: str) -> zoo.ModelSpec:
+    """A MODEL argument -> spec; ``rtdetr_l`` is the reference detector (HGNetv2-L backbone)."""
+    return det.resolve(name)
 
 
 def has_fusable_parts(model: nn.Module) -> bool:
@@ -87,7 +95,9 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
     """Measure every named model; one DataFrame row each, in the order given."""
     if not names:
         raise UserError("name at least one model (run `nasbench models` for the list)")
-    specs = [zoo.resolve(n) for n in names]  # every bad name fails here, before any work
+    specs = [resolve_model(n) for n in names]  # every bad name fails here, before any work
+    if opts.detector and not any(det.is_baseline(s) for s in specs):
+        specs.append(det.baseline_spec())  # the Δ columns need the reference row
     device = resolve_device(opts.device)
     candidates = []
     for spec, label in zip(specs, unique_labels([s.name for s in specs])):
@@ -95,6 +105,11 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
         cand = prepare(spec, label, opts)
         cand.cost = measure_cost(cand)
         candidates.append(cand)
+    if opts.detector:  # built (and bad backbones rejected) before anything is timed
+        det_opts = det.DetectorOptions(imgsz=opts.det_imgsz, batch=opts.batch, device=device, dtype=opts.dtype,
+                                       channels_last=opts.channels_last, threads=opts.threads, fuse=opts.fuse,
+                                       thop=opts.crosscheck, plan=opts.plan)
+        dets, baseline_label = det.build_detectors({c.label: c.spec for c in candidates}, det_opts, log)
 
     crosscheck = {c.label: (None, None) for c in candidates}
     if opts.crosscheck:
@@ -115,6 +130,8 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
     except RuntimeError as exc:
         line = str(exc).strip().splitlines()[0]
         raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {line}") from None
+
+    detectors = det.time_detectors(dets, baseline_label, det_opts, log) if opts.detector else None
 
     rows = []
     for c in candidates:
@@ -147,9 +164,13 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
             "cuda_version": t.cuda_version,
             "time_limited": t.time_limited,
             "counter": c.cost.counter,
+            **(detectors.rows[c.label] if detectors else {}),
         })
     frame = pd.DataFrame(rows)
-    for col in ("macs_fvcore", "macs_thop"):
-        frame[col] = frame[col].astype("Int64")  # integers that may be missing
+    for col in ("macs_fvcore", "macs_thop", "det_macs_thop_x2"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype("Int64")  # integers that may be missing
     frame.attrs["timing_what"] = next(iter(timings.values())).what
+    if detectors:
+        frame.attrs["det_timing_what"] = detectors.what
     return frame

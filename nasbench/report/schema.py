@@ -9,7 +9,7 @@ from __future__ import annotations
 COLUMNS: dict[str, str] = {
     "name": "model name (preset, config file stem, or factory name)",
     "family": "model family, or 'custom' for user factories",
-    "source": "preset | config | factory | search",
+    "source": "preset | config | factory | search | baseline (rtdetr_l)",
     "imgsz": "input height = width, pixels",
     "batch": "batch size used for timing (cost columns are per image, batch 1)",
     "params": "parameters of the measured (deploy) form",
@@ -32,6 +32,30 @@ COLUMNS: dict[str, str] = {
     "cuda_version": "CUDA version (empty on CPU)",
     "time_limited": "True when the time limit cut the number of timed runs",
     "counter": "how macs were counted",
+    # Detector columns (`compare --detector`, `baseline`): the backbone inside RT-DETR
+    # (rtdetr-l neck + decoder) on its three deepest levels; rtdetr_l = the reference.
+    "det_imgsz": "detector input height = width, pixels",
+    "det_num_classes": "classes of the detector head (80 = COCO, like rtdetr-l)",
+    "det_strides": "strides of the three backbone levels the detector uses, e.g. 8/16/32",
+    "det_params": "parameters of the whole detector, deploy form (backbone without its classification-only modules)",
+    "det_params_train_form": "detector parameters before BN folding / RepConv merging (what Ultralytics prints)",
+    "det_removed_params": "backbone parameters left out of the detector: modules forward() runs and "
+                          "forward_features() never does (classifier heads)",
+    "det_macs": "multiply-accumulates per image of the whole detector at det_imgsz, nasbench counter",
+    "det_flops": "2 x det_macs",
+    "det_macs_thop_x2": "thop MACs x 2 of the detector's deploy form at det_imgsz: the 'GFLOPs' convention of "
+                        "Ultralytics (misses attention matmuls and grid_sample, counts BN/LayerNorm) — cross-check",
+    "det_latency_ms": "median latency of the whole detector at det_imgsz, milliseconds (timed in one "
+                      "alternating run with rtdetr_l)",
+    "det_latency_p10_ms": "10th percentile detector latency, milliseconds",
+    "det_latency_p90_ms": "90th percentile detector latency, milliseconds",
+    "det_latency_runs": "timed runs behind the detector latency figures",
+    "det_peak_mem_mb": "CUDA peak allocated memory during the detector forward, MiB (empty on CPU)",
+    "det_time_limited": "True when the time limit cut the number of detector runs",
+    "det_deploy_form": "True when the detector was folded (BN, RepConv) before measuring",
+    "det_params_delta_pct": "det_params vs rtdetr_l's, % (100 x (value / rtdetr_l - 1); + = bigger)",
+    "det_macs_delta_pct": "det_macs vs rtdetr_l's, % (same for FLOPs)",
+    "det_latency_delta_pct": "det_latency_ms vs rtdetr_l's from the same run, % (+ = slower)",
 }
 
 # Subset shown in the terminal, in order, with display scaling: (column, header, scale, fmt).
@@ -48,4 +72,22 @@ TERMINAL_COLUMNS: list[tuple[str, str, float, str]] = [
     ("latency_ms", "latency ms (median)", 1, "{:.2f}"),
     ("latency_p10_ms", "p10 ms", 1, "{:.2f}"),
     ("latency_p90_ms", "p90 ms", 1, "{:.2f}"),
+]  # + the det_* columns below, appended (tables show only the columns a frame has)
+
+# The detector table of `compare --detector` / `baseline` (a second terminal table: one
+# table with both would not fit a terminal); the HTML shows these det_* columns in its one table.
+DETECTOR_TERMINAL_COLUMNS: list[tuple[str, str, float, str]] = [
+    ("name", "model", 1, "{}"),
+    ("family", "family", 1, "{}"),
+    ("det_strides", "level strides", 1, "{}"),
+    ("det_params", "det params M", 1e-6, "{:.2f}"),
+    ("det_params_delta_pct", "Δ params %", 1, "{:+.1f}"),
+    ("det_flops", "det FLOPs G (2×MACs)", 1e-9, "{:.1f}"),
+    ("det_macs_delta_pct", "Δ MACs %", 1, "{:+.1f}"),
+    ("det_macs_thop_x2", "det thop×2 G (Ultralytics)", 1e-9, "{:.1f}"),
+    ("det_latency_ms", "det latency ms (median)", 1, "{:.1f}"),
+    ("det_latency_p10_ms", "det p10 ms", 1, "{:.1f}"),
+    ("det_latency_p90_ms", "det p90 ms", 1, "{:.1f}"),
+    ("det_latency_delta_pct", "Δ latency %", 1, "{:+.1f}"),
 ]
+TERMINAL_COLUMNS += [c for c in DETECTOR_TERMINAL_COLUMNS if c[0].startswith("det_")]
