@@ -154,7 +154,8 @@ def parse_space(data: dict, where: str, name: str) -> Space:
         raise UserError(f"space {where}: 'knobs' must be a non-empty mapping")
     knobs = tuple(parse_knob(k, v, fields, where) for k, v in raw_knobs.items())
     constraints = tuple(parse_constraint(c, fields, where) for c in data.get("constraints") or [])
-    presets = tuple(data.get("presets") or fam.presets)
+    raw_presets = data.get("presets") or list(fam.presets)
+    presets = (raw_presets,) if isinstance(raw_presets, str) else tuple(raw_presets)
     for p in presets:
         if p not in fam.presets:
             raise UserError(f"space {where}: preset '{p}' is not a preset of {fam_name}")
@@ -191,8 +192,10 @@ def parse_knob(name: str, spec: Any, fields: set[str], where: str) -> Knob:
     knob = Knob(
         name=name, kind=kind, domain=tuple(domain), step=spec.get("step"), log=bool(spec.get("log", False)),
         per_stage=spec.get("per_stage"), repeat=spec.get("repeat"), scale=tuple(spec.get("scale") or ()),
-        times=spec.get("times"), field=spec.get("field"), divisor=int(spec.get("divisor", 8)),
+        times=spec.get("times"), field=spec.get("field"), divisor=spec.get("divisor", 8),
     )
+    if not isinstance(knob.divisor, int) or knob.divisor < 1:
+        raise UserError(f"{at}: divisor must be a positive integer")
     for count in ("per_stage", "repeat"):
         n = getattr(knob, count)
         if n is not None and (not isinstance(n, int) or n < 1):
@@ -249,7 +252,7 @@ def sample(trial: optuna.Trial, space: Space, prefix: str = "") -> Candidate:
 def candidate_from_values(space: Space, values: dict[str, Any], params: dict[str, Any] | None = None) -> Candidate:
     """Apply knob values to the base config: direct fields, then scales, then products."""
     fields = {f.name: getattr(space.base, f.name) for f in dataclasses.fields(space.base)}
-    order = sorted(space.knobs, key=lambda k: (bool(k.scale), bool(k.times)))
+    order = sorted(space.knobs, key=lambda k: (bool(k.times), bool(k.scale)))  # direct, scale, times
     for knob in order:
         v = values[knob.name]
         if knob.scale:
@@ -265,7 +268,11 @@ def candidate_from_values(space: Space, values: dict[str, Any], params: dict[str
     return Candidate(space.family.name, dict(params or values), config, violations(space, config))
 
 
-def _scaled(base: Any, factor: float, divisor: int) -> Any:
+def _scaled(base: Any, factor: Any, divisor: int) -> Any:
+    if isinstance(factor, (tuple, list)):  # per-stage factors: element-wise
+        if not isinstance(base, (tuple, list)) or len(base) != len(factor):
+            raise UserError(f"a per-stage factor of {len(factor)} values cannot scale {base!r}")
+        return tuple(_scaled(b, f, divisor) for b, f in zip(base, factor))
     if isinstance(base, (tuple, list)):
         return tuple(_scaled(b, factor, divisor) for b in base)
     if isinstance(base, int):
