@@ -368,6 +368,12 @@ def load_study_data(study: optuna.Study, *, importances: bool = True) -> StudyDa
     raw = study.get_trials(deepcopy=False)
     attrs = dict(study.user_attrs)
     trials = trials_frame(raw)
+    for number, det in (attrs.get("pareto_detector") or {}).items():  # measured after the search
+        for key, value in det.items():
+            if key.startswith("det_") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if key not in trials.columns:
+                    trials[key] = pd.Series([None] * len(trials), dtype=float)
+                trials.loc[trials["trial"] == int(number), key] = value
     front = pareto_numbers(trials) if len(trials) else []
     if len(trials):
         trials["pareto"] = trials["trial"].isin(front).to_numpy(dtype=bool)

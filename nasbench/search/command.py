@@ -105,7 +105,8 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Optuna storage: sqlite:///file.db, postgresql://user:pass@host/db, or journal:PATH (many local workers).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report directory [default: reports/<study>/].")
-@click.option("--no-presets", is_flag=True, help="Do not measure the family's named presets for comparison.")
+@click.option("--no-presets", is_flag=True,
+              help="Skip the references: the named presets, and RT-DETR (rtdetr_l and the Pareto set) at --det-imgsz.")
 def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
            proxy_seconds, proxy_imgsz, proxy_batch, no_train, sampler, seed, max_params, max_macs, threads,
            study_name, storage, out_dir, no_presets) -> None:
@@ -178,6 +179,9 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         with err.status("measuring the named presets the same way") as status:
             names = [p for s in spaces for p in s.presets]
             study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s)))
+    if not interrupted and not no_presets:
+        with err.status("detector-level references") as status:
+            st.detector_references(search_, study, log=lambda s: status.update(s))
     from nasbench.report.command import render_study
 
     render_study(study, out_dir, mask_url(storage), console)

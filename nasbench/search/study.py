@@ -396,3 +396,21 @@ def measure_presets(search: Search, names: list[str], log: Callable[[str], None]
             row.update(proxy_top1=result.top1, proxy_top5=result.top5, proxy_val_loss=result.val_loss)
         rows.append(row)
     return rows
+
+
+def detector_references(search: Search, study: optuna.Study, log: Callable[[str], None]) -> None:
+    """The rtdetr_l baseline row and the detector columns of the Pareto set, timed together
+    in one alternating run on the search's device (stored as study attributes)."""
+    from nasbench.detector.measure import BASELINE, DetectorOptions, measure_detectors
+    from nasbench.report.study import load_study_data
+
+    front = load_study_data(study, importances=False).pareto
+    configs = {int(t.number): t.user_attrs["config"] for t in study.get_trials(deepcopy=False)
+               if t.number in set(int(n) for n in front["trial"])}
+    specs = {f"t{n:04d}": zoo.spec_from_mapping(dict(c), f"t{n:04d}") for n, c in configs.items()}
+    log(f"timing RT-DETR with {len(specs)} Pareto backbone(s) and the rtdetr_l baseline at {search.opts.det_imgsz} px")
+    result = measure_detectors(specs, DetectorOptions(imgsz=search.opts.det_imgsz, device=search.device,
+                                                      dtype=search.opts.dtype), log)
+    baseline = {"name": BASELINE, "family": "rtdetr", **result.rows[result.baseline_label]}
+    study.set_user_attr("baseline", baseline)
+    study.set_user_attr("pareto_detector", {str(n): result.rows[f"t{n:04d}"] for n in configs})

@@ -66,7 +66,8 @@ def load(tmp_path: Path, name: str) -> optuna.Study:
 
 def test_cost_only_search_resume_and_report(tmp_path) -> None:
     space = write_space(tmp_path)
-    args = ["--space", str(space), "--budget", "1s", "--trials", "3", "--no-train", "--study", "tiny", "--seed", "1"]
+    args = ["--space", str(space), "--budget", "1s", "--trials", "3", "--no-train", "--study", "tiny", "--seed", "1",
+            "--det-imgsz", "128"]
     res = cli(tmp_path, *args)
     assert res.exit_code == 0, res.output
     study = load(tmp_path, "tiny")
@@ -76,6 +77,10 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
     assert set(first.user_attrs["config"]) >= {"family", "stage_channels", "transformer_blocks"}
     assert first.user_attrs["row"]["macs"] == first.value  # cost-only objective: capacity
     assert [r["name"] for r in study.user_attrs["presets"]] == ["mobilevit_xxs"]
+    # The RT-DETR references: rtdetr_l's row and the Pareto set's detector columns, timed together.
+    baseline = study.user_attrs["baseline"]
+    assert baseline["name"] == "rtdetr_l" and baseline["det_params"] > 30e6 and baseline["det_macs_delta_pct"] == 0
+    assert study.user_attrs["pareto_detector"] and all(d["det_macs"] > 0 for d in study.user_attrs["pareto_detector"].values())
     # Re-running the same command resumes: trials are added to the same study.
     res = cli(tmp_path, *args)
     assert res.exit_code == 0 and "3 earlier trial(s), resuming" in res.output
@@ -117,7 +122,7 @@ def test_duplicate_configs_are_not_measured_twice(tmp_path, monkeypatch) -> None
 
 def test_proxy_training_trials_and_presets(tmp_path) -> None:
     res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "2", "--study", "tr",
-              "--proxy-steps", "6", "--proxy-imgsz", "16", "--proxy-batch", "16")
+              "--proxy-steps", "6", "--proxy-imgsz", "16", "--proxy-batch", "16", "--det-imgsz", "128")
     assert res.exit_code == 0, res.output
     study = load(tmp_path, "tr")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
