@@ -40,7 +40,7 @@ from nasbench import zoo
 from nasbench.detector.rtdetr import NUM_LEVELS, RTDETR, build_rtdetr, check_level_sizes, rtdetr_l
 from nasbench.errors import UserError
 from nasbench.families.base import fuse_for_deploy
-from nasbench.measure.cost import Cost, count_cost, count_params, macs_thop
+from nasbench.measure.cost import Cost, MethodAsModule, count_cost, count_params, macs_thop
 from nasbench.measure.latency import Timing, TimingPlan, resolve_device, time_models
 
 Log = Callable[[str], None]
@@ -109,18 +109,6 @@ def describe_plan(plan: TimingPlan, capped: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- backbone checks
-class _Method(nn.Module):
-    """``model.<method>`` as ``forward``, so ``functional_call`` can run it with meta weights."""
-
-    def __init__(self, model: nn.Module, method: str) -> None:
-        super().__init__()
-        self.model = model
-        self.method = method
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return getattr(self.model, self.method)(x)
-
-
 def _run_recording(model: nn.Module, method: str, imgsz: int) -> tuple[Any, set[str]]:
     """Run ``model.<method>`` on a 1x3ximgszximgsz input; return its output and the names of
     the modules whose ``forward`` ran. Shape-only on ``meta`` when possible (no compute,
@@ -128,7 +116,7 @@ def _run_recording(model: nn.Module, method: str, imgsz: int) -> tuple[Any, set[
     names = {id(m): n for n, m in model.named_modules()}
     called: set[str] = set()
     hooks = [m.register_forward_pre_hook(lambda mod, args: called.add(names[id(mod)])) for m in model.modules()]
-    wrapper = _Method(model, method)
+    wrapper = MethodAsModule(model, method)
     try:
         try:
             state = {n: torch.empty_like(t, device="meta") for n, t in

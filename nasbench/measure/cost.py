@@ -121,7 +121,7 @@ def count_cost(
     params, trainable = count_params(model)
     was_training = model.training
     model.eval()
-    target = model if forward == "forward" else _MethodAsModule(model, forward)
+    target = model if forward == "forward" else MethodAsModule(model, forward)
     start = time.perf_counter()
     try:
         try:
@@ -154,7 +154,7 @@ def count_macs(model: nn.Module, imgsz: int | tuple[int, int] = 224, batch: int 
     return count_cost(model, imgsz, batch).macs
 
 
-class _MethodAsModule(nn.Module):
+class MethodAsModule(nn.Module):
     """Expose ``model.<method>`` as ``forward`` so functional_call can run it."""
 
     def __init__(self, model: nn.Module, method: str) -> None:

@@ -13,6 +13,7 @@ from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.ghostnetv3 import PRESETS, GhostNetV3Config, build
 from nasbench.measure.cost import count_cost
+from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)
 
@@ -177,20 +178,8 @@ def test_training_step_runs() -> None:
     assert tuple(logits.shape) == (2, 1000)
 
 
-def randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
-
-
 def assert_fuse_preserves_output(model: torch.nn.Module, x: torch.Tensor) -> None:
-    randomise_bn(model)
+    randomize_bn(model)
     model.eval()
     with torch.no_grad():
         before = model(x)

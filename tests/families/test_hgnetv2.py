@@ -12,6 +12,7 @@ from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.hgnetv2 import PRESETS, HGNetV2Config, build
 from nasbench.measure.cost import count_cost
+from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)
 
@@ -133,17 +134,6 @@ def test_forward_features_l() -> None:
         logits = big(torch.empty(2, 3, 640, 640))
     assert [tuple(f.shape) for f in levels] == [(2, 512, 80, 80), (2, 1024, 40, 40), (2, 2048, 20, 20)]
     assert logits.shape == (2, 1000)
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
 
 
 @pytest.mark.parametrize("cfg", [TINY, PRESETS["hgnetv2_l"]], ids=["tiny", "hgnetv2_l"])

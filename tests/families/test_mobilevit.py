@@ -10,6 +10,7 @@ from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.mobilevit import MobileViTConfig, MobileViTV2Config
 from nasbench.measure.cost import count_cost
+from tests.helpers import randomize_bn
 
 
 # ---------------------------------------------------------------- hand derivation
@@ -137,12 +138,7 @@ def test_feature_levels(name: str, imgsz: int) -> None:
 def test_fused_equals_unfused() -> None:
     torch.manual_seed(0)
     model = zoo.create("mobilevit_xxs")
-    for m in model.modules():  # non-trivial BN statistics
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
+    randomize_bn(model)
     model.eval()
     x = torch.randn(2, 3, 128, 128)
     with torch.inference_mode():

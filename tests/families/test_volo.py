@@ -17,6 +17,7 @@ import torch
 from nasbench.families.base import config_from_dict, config_to_dict, fuse_for_deploy
 from nasbench.families.volo import FAMILIES, PRESETS, VOLOConfig, build
 from nasbench.measure.cost import count_cost
+from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)
 
@@ -195,12 +196,7 @@ def test_knobs_without_class_attention_or_aux_head() -> None:
 def test_fused_equals_unfused() -> None:
     torch.manual_seed(1)
     model = copy.deepcopy(d1())
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
+    randomize_bn(model)
     model.eval()
     x = torch.randn(1, 3, 224, 224)
     with torch.inference_mode():
