@@ -97,7 +97,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
         if name == "random":
