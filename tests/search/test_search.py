@@ -196,3 +196,14 @@ def test_changed_budget_does_not_touch_an_existing_study(tmp_path) -> None:
     res = cli(tmp_path, "--space", space, "--budget", "2s", "--trials", "1", "--no-train", "--study", "b")
     assert res.exit_code == 2 and "was created with budget_ms=1000.0" in res.output
     assert len(load(tmp_path, "b").trials) == 1
+
+
+def test_detector_target_constrains_detector_latency(tmp_path) -> None:
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "100s", "--trials", "2", "--no-train",
+              "--study", "det", "--target", "detector", "--det-imgsz", "128", "--no-presets")
+    assert res.exit_code == 0, res.output
+    study = load(tmp_path, "det")
+    for t in study.trials:
+        row = t.user_attrs["row"]
+        assert row["det_params"] > row["params"] and row["det_macs"] > row["macs"] and row["det_latency_ms"] > 0
+        assert t.constraints["latency_over_budget_ms"] == pytest.approx(row["det_latency_ms"] - 100_000)
