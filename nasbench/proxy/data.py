@@ -136,6 +136,15 @@ class ProxyData:
         return ProxyData(*moved, info=self.info)
 
 
+def real_data_info(source: str, kind: str, classes: Sequence[str], train_x: torch.Tensor, val_x: torch.Tensor,
+                   split: str, skipped: Sequence[Path] = ()) -> DataInfo:
+    """DataInfo of a decoded real data set; the normalisation statistics come from train_x."""
+    mean, std = channel_stats(train_x)
+    return DataInfo(source=source, kind=kind, synthetic=False, classes=tuple(classes), n_train=train_x.shape[0],
+                    n_val=val_x.shape[0], imgsz=train_x.shape[-1], mean=mean, std=std, split=split,
+                    skipped=tuple(str(p) for p in skipped))
+
+
 def check_fits_on(device: torch.device, nbytes: int) -> None:
     """Refuse, with the numbers, a data set that would not fit in the device memory."""
     if device.type != "cuda":
@@ -359,20 +368,7 @@ def load_imagefolder(
         )
     if train_x.shape[0] == 0 or val_x.shape[0] == 0:
         raise UserError(f"no readable images in the {'train' if train_x.shape[0] == 0 else 'val'} split of {root}")
-    mean, std = channel_stats(train_x)
-    info = DataInfo(
-        source=source,
-        kind="imagefolder",
-        synthetic=False,
-        classes=classes,
-        n_train=train_x.shape[0],
-        n_val=val_x.shape[0],
-        imgsz=imgsz,
-        mean=mean,
-        std=std,
-        split=split,
-        skipped=tuple(str(p) for p in skipped),
-    )
+    info = real_data_info(source, "imagefolder", classes, train_x, val_x, split, skipped)
     return ProxyData(train_x, train_y, val_x, val_y, info)
 
 
@@ -490,19 +486,8 @@ def load_cifar(folder: Path, *, imgsz: int, source: str) -> ProxyData:
         if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
             raise UserError(f"CIFAR labels in {folder} fall outside the {len(classes)} class names")
     train_x, val_x = (torch.from_numpy(_resized(a, imgsz)) for a in (train_np, val_np))
-    mean, std = channel_stats(train_x)
-    info = DataInfo(
-        source=source,
-        kind=kind,
-        synthetic=False,
-        classes=classes,
-        n_train=train_x.shape[0],
-        n_val=val_x.shape[0],
-        imgsz=imgsz,
-        mean=mean,
-        std=std,
-        split=f"{'+'.join(p.name for p in train_files)} / {val_file.name}",
-    )
+    info = real_data_info(source, kind, classes, train_x, val_x,
+                          f"{'+'.join(p.name for p in train_files)} / {val_file.name}")
     return ProxyData(train_x, torch.from_numpy(train_labels), val_x, torch.from_numpy(val_labels), info)
 
 
