@@ -68,10 +68,10 @@ def main() -> None:
         return "—" if v is None else f"{v / 1e9:.3f}"
 
     lines = [
-        f"# Cost counting and CPU latency per preset\n",
+        "# Cost counting and CPU latency per preset\n",
         f"Machine: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}. Deploy form (BN folded). "
-        "Count times are the median of 3 calls (first call excluded from nothing: it includes warm-up only once per process).\n",
+        "Count times are the median of 3 calls per preset.\n",
         "| preset | px | params M | MACs G (ours) | fvcore G | thop G | build s | count ms (ours) | fvcore ms | thop ms | fvcore/ours time | latency ms (p10–p90) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
