@@ -142,8 +142,6 @@ class Search:
         self.device = resolve_device(opts.device)
         self.log = log
         self.data = None
-        self.measure_opts = CompareOptions(imgsz=None, device=str(self.device), dtype=opts.dtype,
-                                           threads=opts.threads, crosscheck=False)
         self.interrupted = False
 
     # -- data
@@ -159,7 +157,7 @@ class Search:
         if not self.opts.train:
             return None
         data = self.proxy_data()
-        return {"data": data.info.source if hasattr(data.info, "source") else str(self.opts.data or "synthetic"),
+        return {"data": data.info.source,
                 "synthetic": bool(data.info.synthetic), "classes": data.num_classes, "steps": self.opts.proxy_steps,
                 "seconds": self.opts.proxy_seconds, "imgsz": self.opts.proxy_imgsz, "batch": self.opts.proxy_batch,
                 "lr": self.opts.proxy_lr, "seed": self.opts.seed,
