@@ -207,3 +207,11 @@ def test_detector_target_constrains_detector_latency(tmp_path) -> None:
         row = t.user_attrs["row"]
         assert row["det_params"] > row["params"] and row["det_macs"] > row["macs"] and row["det_latency_ms"] > 0
         assert t.constraints["latency_over_budget_ms"] == pytest.approx(row["det_latency_ms"] - 100_000)
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "random", "gp"])
+def test_every_sampler_runs(tmp_path, sampler: str) -> None:
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "3", "--no-train",
+              "--study", f"s-{sampler}", "--sampler", sampler, "--no-presets")
+    assert res.exit_code == 0, res.output
+    assert [t.state.name for t in load(tmp_path, f"s-{sampler}").trials] == ["COMPLETE"] * 3
