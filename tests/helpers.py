@@ -19,3 +19,16 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                     m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
                     m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
     return model
+
+
+def assert_levels_and_logits(model: nn.Module, batch: int, imgsz: int, num_classes: int = 1000) -> None:
+    """forward_features gives three levels whose shapes match out_channels/out_strides
+    (convs with padding round sizes up); forward gives [batch, num_classes] logits."""
+    x = torch.randn(batch, 3, imgsz, imgsz)
+    with torch.no_grad():
+        levels = model.forward_features(x)
+        logits = model(x)
+    assert len(levels) == 3
+    for f, ch, stride in zip(levels, model.out_channels, model.out_strides):
+        assert f.shape == (batch, ch, -(-imgsz // stride), -(-imgsz // stride))
+    assert logits.shape == (batch, num_classes)

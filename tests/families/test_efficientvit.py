@@ -8,6 +8,8 @@ import re
 
 import pytest
 import torch
+
+from tests.helpers import assert_levels_and_logits
 from torch import nn
 
 from nasbench import zoo
@@ -147,14 +149,7 @@ def test_num_classes_zero_is_identity_head() -> None:
 def test_forward_shapes(name: str, size: int) -> None:
     model = build(PRESETS[name]).eval()
     assert model.out_strides == (16, 32, 64)
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        levels = model.forward_features(x)
-        logits = model(x)
-    assert len(levels) == 3
-    for f, ch, stride in zip(levels, model.out_channels, model.out_strides):
-        assert f.shape == (2, ch, -(-size // stride), -(-size // stride))
-    assert logits.shape == (2, 1000)
+    assert_levels_and_logits(model, 2, size)
 
 
 def test_odd_and_rectangular_inputs() -> None:

@@ -15,6 +15,8 @@ import dataclasses
 import pytest
 import torch
 
+from tests.helpers import assert_levels_and_logits
+
 from nasbench.families.base import config_from_dict, config_to_dict, fuse_for_deploy
 from nasbench.families.mobileformer import PRESETS, MobileFormerConfig, build
 from nasbench.measure.cost import count_cost
@@ -243,14 +245,7 @@ def test_feature_levels(name, imgsz):
     model = build(PRESETS[name]).eval()
     assert model.out_strides == (8, 16, 32)
     assert model.out_channels == (24, 64, 96)
-    x = torch.randn(2, 3, imgsz, imgsz)
-    with torch.no_grad():
-        levels = model.forward_features(x)
-        logits = model(x)
-    assert len(levels) == 3
-    for f, c, s in zip(levels, model.out_channels, model.out_strides):
-        assert f.shape == (2, c, -(-imgsz // s), -(-imgsz // s))
-    assert logits.shape == (2, 1000)
+    assert_levels_and_logits(model, 2, imgsz)
 
 
 def test_out_channels_of_all_presets():
