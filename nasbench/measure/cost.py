@@ -11,7 +11,9 @@ Conventions (stated in every report):
 - ``macs``: multiply-accumulates of conv (incl. grouped/depthwise), linear, matmul/bmm,
   einsum, attention (QK^T and AV) and bilinear ``grid_sample`` (4 per output element).
   Normalisation, activations, softmax, pooling and element-wise ops are not MACs and are
-  not counted (the convention of the papers and of fvcore/timm).
+  not counted (the convention of the papers and of fvcore/timm), except the element-wise
+  MACs a module declares itself (``elementwise_macs``, below; e.g. Mobile-Former's
+  dynamic ReLU).
 - ``flops`` = 2 x ``macs``, always.
 """
 
@@ -22,6 +24,7 @@ import io
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,20 +90,74 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = {n: torch.empty_like(p, device="meta") for n, p in model.named_parameters(remove_duplicate=False)}
-    state.update({n: torch.empty_like(b, device="meta") for n, b in model.named_buffers(remove_duplicate=False)})
+def _stand_in_state(model: nn.Module, on_meta: bool) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer by name, as a shape-only meta tensor or a detached one.
+
+    Detached on the real device: with nothing requiring grad, FlopCounterMode's module tracker adds
+    no backward hooks, which fail under inference_mode when a parameter-derived tensor is
+    passed into a submodule (Mobile-Former's tokens). Tied names share one stand-in.
+    """
+    made: dict[int, torch.Tensor] = {}
+    state = {}
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    for name, t in named:
+        if id(t) not in made:
+            made[id(t)] = torch.empty_like(t, device="meta") if on_meta else t.detach()
+        state[name] = made[id(t)]
     return state
 
 
-def _run_counted(model: nn.Module, x: torch.Tensor, on_meta: bool) -> FlopCounterMode:
+# Declared element-wise MACs. Element-wise ops stay uncounted everywhere (see Conventions),
+# with one explicit exception: a module whose paper counts a data-dependent element-wise
+# scaling as part of its arithmetic defines ``elementwise_macs(self, output) -> int``
+# (shapes only, so it works on meta and on the CPU fallback alike). Mobile-Former's MAdds
+# include the two slope multiplies per activation of its dynamic ReLU, max(a1*x, a2*x).
+# A forward hook adds what the method returns, per call, to the total, to the module and
+# its parents (by module path) in ``by_module``, and to ``by_op`` as "<ClassName>
+# (element-wise)". fvcore/thop never see these hooks: their cross-check columns are unchanged.
+ElementwiseRecord = tuple[str, str, int]  # (module path as in by_module, by_op key, MACs)
+
+
+@contextlib.contextmanager
+def _declared_elementwise(model: nn.Module) -> Iterator[list[ElementwiseRecord]]:
+    """Hook every submodule defining ``elementwise_macs``; yield the list its calls fill."""
+    records: list[ElementwiseRecord] = []
+    root = type(model).__name__  # FlopCounterMode names modules "<RootClass>.<path>"
+
+    def hook_for(path: str, op: str):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            records.append((path, op, int(module.elementwise_macs(output))))
+        return hook
+
+    handles = [
+        m.register_forward_hook(hook_for(f"{root}.{path}" if path else root, f"{type(m).__name__} (element-wise)"))
+        for path, m in model.named_modules()
+        if callable(getattr(m, "elementwise_macs", None))
+    ]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _run_counted(model: nn.Module, x: torch.Tensor, on_meta: bool) -> tuple[FlopCounterMode, list[ElementwiseRecord]]:
     counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
-    with torch.inference_mode() if not on_meta else contextlib.nullcontext(), counter:
-        if on_meta:
-            functional_call(model, _meta_state(model), (x.to("meta"),), strict=False)
-        else:
-            model(x)
-    return counter
+    grad_mode = torch.inference_mode() if not on_meta else contextlib.nullcontext()
+    with grad_mode, counter, _declared_elementwise(model) as records:
+        functional_call(model, _stand_in_state(model, on_meta), (x,), strict=False)
+    return counter, records
+
+
+def _add_elementwise(records: list[ElementwiseRecord], by_module: dict[str, int], by_op: dict[str, int]) -> int:
+    """Fold declared element-wise MACs into ``by_module`` (module and parents) and ``by_op``."""
+    for path, op, macs in records:
+        parts = path.split(".")
+        for depth in range(1, len(parts) + 1):
+            key = ".".join(parts[:depth])
+            by_module[key] = by_module.get(key, 0) + macs
+        by_op[op] = by_op.get(op, 0) + macs
+    return sum(macs for _, _, macs in records)
 
 
 def count_cost(
@@ -113,8 +170,8 @@ def count_cost(
     """Count params and MACs of ``model`` for one input of ``batch x in_chans x H x W``.
 
     ``forward`` picks the method counted ("forward" or "forward_features"). The model's
-    own weights are never touched: counting on ``meta`` swaps in shape-only tensors via
-    ``functional_call``.
+    own weights are never touched: ``functional_call`` swaps in shape-only tensors on
+    ``meta``, detached ones on the CPU fallback.
     """
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     shape = (batch, in_chans, h, w)
@@ -125,11 +182,11 @@ def count_cost(
     start = time.perf_counter()
     try:
         try:
-            counter = _run_counted(target, torch.empty(shape, device="meta"), on_meta=True)
+            counter, records = _run_counted(target, torch.empty(shape, device="meta"), on_meta=True)
             where = "meta"
         except Exception:  # data-dependent code or fixed-device tensors: count for real
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            counter = _run_counted(target, torch.randn(shape, device=device), on_meta=False)
+            counter, records = _run_counted(target, torch.randn(shape, device=device), on_meta=False)
             where = str(device.type)
     finally:
         model.train(was_training)
@@ -137,10 +194,11 @@ def count_cost(
     flop_counts = counter.get_flop_counts()
     by_module = {k: sum(v.values()) // 2 for k, v in flop_counts.items() if k != "Global"}
     by_op = {str(op): n // 2 for op, n in flop_counts.get("Global", {}).items()}
+    elementwise = _add_elementwise(records, by_module, by_op)
     return Cost(
         params=params,
         params_trainable=trainable,
-        macs=counter.get_total_flops() // 2,
+        macs=counter.get_total_flops() // 2 + elementwise,
         input_shape=shape,
         counter=f"flop_counter[{where}]",
         count_s=elapsed,

@@ -117,3 +117,63 @@ def test_params_shared_counted_once() -> None:
     lin = nn.Linear(4, 4)
     model = nn.Sequential(lin, lin)
     assert count_params(model) == (20, 20)
+
+
+# ---------------------------------------------------------------------------------------
+# Element-wise MACs a module declares (``elementwise_macs``): counted, attributed, and
+# invisible to the cross-check counters.
+GATE_C, GATE_PX = 8, 6
+
+
+class Gate(nn.Module):
+    """x * sigmoid(w): one declared multiply per output element; called twice below."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(GATE_C, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.w)
+
+    def elementwise_macs(self, output: torch.Tensor) -> int:
+        return output.numel()
+
+
+class Gated(nn.Module):
+    def __init__(self, read_values: bool = False) -> None:
+        super().__init__()
+        self.read_values = read_values
+        self.conv = nn.Conv2d(3, GATE_C, 1, bias=False)
+        self.block = nn.Sequential(Gate())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(self.conv(x))
+        if self.read_values and y.sum().item() < float("-inf"):  # after the Gate ran: fails on meta
+            return y
+        return self.block(y)  # the same Gate again: counted per call
+
+
+GATE_CONV_MACS = GATE_PX * GATE_PX * 3 * GATE_C
+GATE_CALL_MACS = GATE_PX * GATE_PX * GATE_C  # per call, batch 1
+
+
+@pytest.mark.parametrize("read_values", [False, True])
+def test_declared_elementwise_macs(read_values: bool) -> None:
+    """Counted per call, on meta and on the CPU fallback (the failed meta attempt, which
+    had already run the Gate once, adds nothing), attributed to the module and parents."""
+    model = Gated(read_values)
+    cost = count_cost(model, GATE_PX, batch=2)
+    assert cost.counter == ("flop_counter[cpu]" if read_values else "flop_counter[meta]")
+    declared = 2 * 2 * GATE_CALL_MACS  # two calls, batch 2
+    assert cost.macs == 2 * GATE_CONV_MACS + declared == 2_880
+    assert cost.by_op == {"aten.convolution": 2 * GATE_CONV_MACS, "Gate (element-wise)": declared}
+    assert cost.by_module["Gated.block.0"] == cost.by_module["Gated.block"] == declared
+    assert cost.by_module["Gated.conv"] == 2 * GATE_CONV_MACS
+    assert cost.by_module["Gated"] == cost.macs
+    assert not any(m._forward_hooks for m in model.modules())  # hooks removed
+
+
+def test_cross_checks_ignore_declared_elementwise() -> None:
+    model = Gated()
+    assert macs_fvcore(model, GATE_PX) == GATE_CONV_MACS
+    assert macs_thop(model, GATE_PX) == GATE_CONV_MACS
