@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import signal
-import warnings
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 from rich.console import Console
@@ -17,6 +17,14 @@ from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_
 from nasbench.search.budget import BUDGET_FORMS, parse_budget_ms, parse_count
 from nasbench.search.space import available_spaces
 from nasbench.search.study import SAMPLERS, SearchOptions
+from nasbench.search.workers import (
+    DEFAULT_HEARTBEAT_S,
+    GRACE_HEARTBEATS,
+    CappedObjective,
+    joining_seed,
+    make_storage,
+    optimize_until_total,
+)
 
 DEFAULT_REPORTS = Path("reports")
 
@@ -25,29 +33,32 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def open_or_create_study(name: str, storage_url: str, sampler, pruner=None, direction: str = "maximize"):
-    """Create the study or load it to resume; storage problems become one-line errors."""
+def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner=None,
+                         direction: str = "maximize", heartbeat_s: int = DEFAULT_HEARTBEAT_S):
+    """Create the study (sampler seeded with ``seed``) or join/resume it; returns (study, sampler seed).
+
+    A worker joining an existing study gets its own sampler seed: workers started with
+    the same --seed would otherwise propose the very same start-up configs.
+    """
     import optuna
 
     from nasbench.report.study import _first_line
 
-    if storage_url.startswith("sqlite:///"):
-        path = Path(storage_url[len("sqlite:///"):])
-        ensure_writable_dir(path.parent if str(path.parent) else Path("."), "study directory")
+    for prefix, what in (("sqlite:///", "study directory"), ("journal:", "journal directory")):
+        if storage_url.startswith(prefix):
+            path = Path(storage_url[len(prefix):])
+            ensure_writable_dir(path.parent if str(path.parent) else Path("."), what)
     try:
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if storage_url.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            path = Path(storage_url[len("journal:"):])
-            ensure_writable_dir(path.parent if str(path.parent) else Path("."), "journal directory")
-            storage = JournalStorage(JournalFileBackend(str(path)))
-        else:
-            storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=30, grace_period=120)
-        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                   direction=direction, load_if_exists=True)
-    except UserError:
-        raise
+        storage = make_storage(storage_url, heartbeat_s)
+        try:
+            return optuna.create_study(study_name=name, storage=storage, sampler=sampler_for(seed), pruner=pruner,
+                                       direction=direction), seed
+        except optuna.exceptions.DuplicatedStudyError:
+            seed = joining_seed(seed)
+            return optuna.load_study(study_name=name, storage=storage, sampler=sampler_for(seed), pruner=pruner), seed
+    except ImportError:
+        raise UserError(f"no database driver for {mask_url(storage_url)}: for PostgreSQL pip install "
+                        "'nasbench[postgres]' (psycopg), for other databases their SQLAlchemy driver") from None
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds
         raise UserError(f"cannot open storage {mask_url(storage_url)}: {_first_line(exc, storage_url)}") from None
 
@@ -80,7 +91,8 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--budget", required=True, help=f"Latency budget, hard constraint. Accepted: {BUDGET_FORMS}.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Trials this run adds.")
 @click.option("--max-total", type=click.IntRange(min=1), default=None,
-              help="Stop when the study (all workers together) has this many finished trials.")
+              help="Exactly this many finished trials in the study, all workers together (this worker stops "
+                   "earlier at --trials).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Stop starting trials after this many seconds.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N (what latency is measured on).")
 @click.option("--target", type=click.Choice(["backbone", "detector"]), default="backbone", show_default=True,
@@ -103,13 +115,16 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Study name [default: derived from space, target, device, imgsz, budget: re-running resumes].")
 @click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
               help="Optuna storage: sqlite:///file.db, postgresql://user:pass@host/db, or journal:PATH (many local workers).")
+@click.option("--heartbeat", "heartbeat_s", type=click.IntRange(min=1), default=DEFAULT_HEARTBEAT_S, show_default=True,
+              help=f"Seconds between a running trial's liveness stamps; a trial silent {GRACE_HEARTBEATS}x this long "
+                   "(its worker died) is failed and its sample re-queued for the other workers.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report directory [default: reports/<study>/].")
 @click.option("--no-presets", is_flag=True,
               help="Skip the references: the named presets, and RT-DETR (rtdetr_l and the Pareto set) at --det-imgsz.")
 def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
            proxy_seconds, proxy_imgsz, proxy_batch, no_train, sampler, seed, max_params, max_macs, threads,
-           study_name, storage, out_dir, no_presets) -> None:
+           study_name, storage, heartbeat_s, out_dir, no_presets) -> None:
     """Search a family's knobs with Optuna under a latency budget.
 
     Each trial: sample a config, build it, count params/MACs, time it on --device;
@@ -139,7 +154,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
-        study = open_or_create_study(name, storage, st.make_sampler(sampler, seed), st.make_pruner(proxy_steps))
+        study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(sampler, s), seed,
+                                                   st.make_pruner(proxy_steps), heartbeat_s=heartbeat_s)
         attrs = st.study_attrs(search_, space_arg, opts)
         if study.user_attrs:
             st.check_resume(study, attrs)
@@ -148,17 +164,19 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
                 study.set_user_attr(k, v)
     before = len(study.trials)
     console.print(f"study [bold]{name}[/] in {mask_url(storage)}: {before} earlier trial(s)"
-                  + (", resuming" if before else ""), highlight=False)
+                  + (", resuming" if before else "") + f"; sampler seed {sampler_seed}", highlight=False)
     if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
         console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    callbacks = []
-    if max_total:
-        from optuna.study import MaxTrialsCallback
-
-        callbacks.append(MaxTrialsCallback(max_total, states=None))
     started = time.monotonic()
     interrupted = False
     old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -166,9 +184,15 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
             task = progress.add_task("searching", total=trials)
-            callbacks.append(_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1")))
-            study.optimize(search_, n_trials=trials, timeout=timeout, callbacks=callbacks, catch=(RuntimeError,),
-                           gc_after_trial=False)
+            callbacks = [_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"))]
+            if max_total:
+                optimize_until_total(study, CappedObjective(search_, max_total), max_trials=trials,
+                                     deadline=None if timeout is None else started + timeout, callbacks=callbacks,
+                                     catch=(RuntimeError,), poll_s=min(5.0, heartbeat_s / 2),
+                                     on_wait=lambda s: progress.update(task, description=s))
+            else:
+                study.optimize(search_, n_trials=trials, timeout=timeout, callbacks=callbacks, catch=(RuntimeError,),
+                               gc_after_trial=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -37,6 +37,7 @@ from nasbench.families.base import config_to_dict
 from nasbench.measure.latency import TimingPlan, device_name, resolve_device, time_models
 from nasbench.search.budget import format_ms
 from nasbench.search.space import Candidate, Space, sample
+from nasbench.search.workers import worker_id
 
 FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without more timing
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
@@ -97,7 +98,10 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5)
+            # constant_liar: parallel workers treat running trials as bad, so they do not all
+            # propose the point TPE currently likes best (no effect with one worker)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5,
+                                              constant_liar=True)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
         if name == "random":
@@ -230,7 +234,8 @@ class Search:
         config = {"family": cand.family, **config_to_dict(cand.config)}
         label = f"t{trial.number:04d}"
         key = config_key(config)
-        for k, v in (("config", config), ("name", label), ("config_key", key), ("feasible", False)):
+        for k, v in (("config", config), ("name", label), ("config_key", key), ("feasible", False),
+                     ("worker", worker_id())):
             trial.set_user_attr(k, v)
         if cand.violations:
             record_constraint(trial, {"space_constraints": 1.0})
