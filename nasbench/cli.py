@@ -6,12 +6,12 @@ command exits with code 2 (click's own usage errors also exit 2).
 
 from __future__ import annotations
 
-import platform
 import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from nasbench import __version__
 from nasbench.errors import UserError
@@ -24,13 +24,19 @@ DEFAULT_REPORTS = Path("reports")
 
 
 class NasbenchGroup(click.Group):
-    """Turns UserError into one line + exit 2, and Ctrl-C into exit 130."""
+    """Turns UserError and click's usage errors of a command into one line + exit 2, and Ctrl-C
+    into exit 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UserError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # click prints usage + hint + message on three lines
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            err_console.print(f"[bold red]error:[/] {escape(exc.format_message())} (see `{where} -h`)",
+                              highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -142,6 +148,7 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     """
     from nasbench.compare import CompareOptions, compare_models
     from nasbench.measure.latency import TimingPlan
+    from nasbench.report.compare_html import write_compare_report
     from nasbench.report.files import ensure_writable_dir, ensure_writable_file, timestamped_dir
     from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
     from nasbench.report.table import rows_table
@@ -167,7 +174,7 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     _print_context(frame)
     if by_module:
         _print_by_module(list(models), opts)
-    written = write_compare_files(frame, out_dir, csv_path)
+    written = write_compare_report(frame, out_dir, csv_path=csv_path, command=command)
     console.print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -226,31 +233,6 @@ def baseline_cmd(ctx: click.Context, **options) -> None:
     On a CPU the detector timing is capped at 1 warm-up, 5 runs, 60 s.
     """
     ctx.invoke(compare_cmd, models=("rtdetr_l",), detector=True, by_module=False, **options)
-
-
-def write_compare_files(frame, out_dir: Path, csv_path: Path | None) -> list[Path]:
-    from nasbench.report.files import atomic_write_text
-    from nasbench.report.html import rows_html
-
-    first = frame.iloc[0]
-    context = {
-        "device": f"{first['device_name']} ({first['device']})",
-        "dtype": str(first["dtype"]),
-        "batch": str(first["batch"]),
-        "threads": str(first["threads"]),
-        "torch": str(first["torch_version"]),
-        "CUDA": str(first["cuda_version"] or "—"),
-        "python": platform.python_version(),
-    }
-    if "det_timing_what" in frame.attrs:
-        context["detector"] = frame.attrs["det_timing_what"] + "; Δ % = 100 × (value / rtdetr_l's − 1)"
-    csv_text = frame.to_csv(index=False)
-    written = [atomic_write_text(out_dir / "compare.csv", csv_text),
-               atomic_write_text(out_dir / "index.html",
-                                 rows_html(frame, "nasbench compare", context, frame.attrs.get("timing_what", "")))]
-    if csv_path is not None:
-        written.append(atomic_write_text(csv_path, csv_text))
-    return written
 
 
 def _register_commands() -> None:

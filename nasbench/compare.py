@@ -7,6 +7,7 @@ one row per model in the schema of ``nasbench.report.schema``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,7 +18,7 @@ from torch import nn
 from nasbench import zoo
 from nasbench.detector import measure as det
 from nasbench.errors import UserError
-from nasbench.families.base import fuse_for_deploy
+from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.measure.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
 from nasbench.measure.latency import TimingPlan, resolve_device, time_models
 
@@ -91,8 +92,23 @@ def measure_cost(cand: Candidate) -> Cost:
         raise UserError(f"model '{cand.label}' failed on a 1x3x{cand.imgsz}x{cand.imgsz} input: {line}") from None
 
 
+def model_configs(candidates: list[Candidate]) -> dict[str, dict]:
+    """Label -> ``family`` + knobs of every zoo model (presets, config files): the YAML `compare` reads back.
+
+    User factories have no config, and the rtdetr_l baseline is not a family of the zoo.
+    """
+    return {c.label: {"family": c.spec.family, **config_to_dict(c.spec.config)} for c in candidates
+            if c.spec.config is not None and c.spec.source in ("preset", "config")}
+
+
 def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: None) -> pd.DataFrame:
-    """Measure every named model; one DataFrame row each, in the order given."""
+    """Measure every named model; one DataFrame row each, in the order given.
+
+    ``frame.attrs`` adds what the rows do not hold: what was timed and how (``timing_what``,
+    ``warmup_runs``, ``runs_asked``, ``time_limit_s``), the wall time (``wall_s``) and each
+    zoo model's config mapping (``configs``: label -> family + knobs, for the report).
+    """
+    started_s = time.monotonic()
     if not names:
         raise UserError("name at least one model (run `nasbench models` for the list)")
     specs = [resolve_model(n) for n in names]  # every bad name fails here, before any work
@@ -171,6 +187,8 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64")  # integers that may be missing
     frame.attrs["timing_what"] = next(iter(timings.values())).what
+    frame.attrs.update(warmup_runs=opts.plan.warmup, runs_asked=opts.plan.runs, time_limit_s=opts.plan.time_limit_s,
+                       configs=model_configs(candidates), wall_s=time.monotonic() - started_s)
     if detectors:
         frame.attrs["det_timing_what"] = detectors.what
     return frame

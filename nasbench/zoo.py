@@ -16,6 +16,8 @@ import importlib.util
 import json
 import pkgutil
 import sys
+import types
+import typing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -153,6 +155,10 @@ def spec_from_mapping(data: dict[str, Any], default_name: str, where: str = "con
         raise UserError(f"{where}: unknown knob {said} for family '{family_name}'") from None
     except (TypeError, ValueError) as exc:
         raise UserError(f"{where}: invalid knobs for family '{family_name}': {exc}") from None
+    for knob, value in data.items():  # `heads: four` names the knob, not a TypeError deep in validate()
+        problem = knob_type_error(fam.config_cls, knob, value)
+        if problem:
+            raise UserError(f"{where}: knob '{knob}' of family '{family_name}' {problem}")
     validate = getattr(cfg, "validate", None)
     if callable(validate):
         try:
@@ -160,6 +166,52 @@ def spec_from_mapping(data: dict[str, Any], default_name: str, where: str = "con
         except ValueError as exc:
             raise UserError(f"{where}: {exc}") from None
     return ModelSpec(name, family_name, cfg, "config", fam.native_imgsz)
+
+
+_SINGULAR = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+_PLURAL = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}
+
+
+def _options(hint: Any) -> tuple:
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _element_hints(hint: Any) -> tuple:
+    """What one element of a tuple-annotated field may be (``tuple[int, ...] | None`` -> int)."""
+    elements = [a for o in _options(hint) if typing.get_origin(o) is tuple for a in typing.get_args(o) if a is not Ellipsis]
+    return tuple(dict.fromkeys(elements)) or (Any,)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    if len(_options(hint)) > 1:
+        return any(_matches(value, o) for o in _options(hint))
+    if hint is bool or hint is str or hint is type(None):
+        return isinstance(value, hint)
+    if hint is int or hint is float:  # an int is a fine float; a bool is neither
+        return isinstance(value, (int,) if hint is int else (int, float)) and not isinstance(value, bool)
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, (list, tuple)) and all(any(_matches(v, e) for e in _element_hints(hint)) for v in value)
+    return True  # other annotations: validate() and the builder decide
+
+
+def _describe(hint: Any) -> str:
+    if len(_options(hint)) > 1:
+        return " or ".join(_describe(o) for o in _options(hint))
+    if typing.get_origin(hint) is tuple:
+        return "a list of " + " or ".join(_PLURAL.get(e, "lists") for e in _element_hints(hint))
+    return _SINGULAR.get(hint, str(hint))
+
+
+def knob_type_error(config_cls: type, knob: str, value: Any, element: bool = False) -> str | None:
+    """Why ``value`` cannot be field ``knob`` of ``config_cls`` by its annotation ("must be an
+    integer, got 'four'"), or None. ``element``: ``value`` is one element of a tuple field."""
+    hint = typing.get_type_hints(config_cls).get(knob)
+    if hint is None:
+        return None
+    hints = _element_hints(hint) if element else (hint,)
+    if any(_matches(value, h) for h in hints):
+        return None
+    return f"must be {' or '.join(_describe(h) for h in hints)}, got {value!r}"
 
 
 def spec_from_factory(target: str) -> ModelSpec:

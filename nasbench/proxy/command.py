@@ -29,7 +29,7 @@ from rich.table import Table
 from nasbench.errors import UserError
 from nasbench.proxy.augment import AUGMENTS
 from nasbench.proxy.data import load_data
-from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, train_proxy
+from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, plan_steps, train_proxy
 
 DEFAULT_STEPS = 300
 CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "lr", "elapsed_s", "data_kind", "synthetic")
@@ -90,7 +90,8 @@ def train(
     """Train MODEL briefly (a proxy run) and report top-1, curve and throughput.
 
     MODEL is a preset name, a config .yaml/.json or file.py:factory (as for other
-    commands). Writes curve.csv, curve.svg and result.json to --out.
+    commands). A factory file is executed: name only code you trust. Writes curve.csv,
+    curve.svg and result.json to --out.
     """
     from nasbench.zoo import resolve  # the zoo imports every family: only when used
 
@@ -98,10 +99,13 @@ def train(
         steps = DEFAULT_STEPS
     if steps is not None and steps < 1:  # before spending time on the data
         raise UserError(f"--steps must be at least 1, got {steps}")
+    out_dir = out if out is not None else default_out_dir()
+    check_out_dir(out_dir)  # before training, not after it
     spec = resolve(model)
     err = Console(stderr=True)
     with err.status("decoding data ..."):
         data = load_data(data_src, imgsz=imgsz, seed=seed, val_split=val_split)
+    plan_steps(steps, epochs, data.info.n_train, batch)  # a bad --batch fails here, before any output
     err.print(f"data: {data.info.describe()}", highlight=False, soft_wrap=True)
     if data.info.skipped:
         err.print(f"[yellow]skipped {len(data.info.skipped)} unreadable image(s), e.g. {data.info.skipped[0]}[/]")
@@ -144,7 +148,6 @@ def train(
             progress=on_step,
         )
 
-    out_dir = out if out is not None else default_out_dir()
     written = write_outputs(out_dir, result, spec.name)
     console = Console()
     console.print(summary_table(result, spec.name))
@@ -201,6 +204,18 @@ def default_out_dir(root: Path = Path("reports")) -> Path:
     while candidate.exists():  # two runs in the same second
         candidate, n = root / f"train-{stamp}-{n}", n + 1
     return candidate
+
+
+def check_out_dir(path: Path) -> None:
+    """The folder, or its nearest existing parent, must be a writable directory. Nothing is
+    created here, so a run that fails later leaves no empty folder behind."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    problem = "is not a directory" if not probe.is_dir() else None if os.access(probe, os.W_OK | os.X_OK) \
+        else "is not writable"
+    if problem:
+        raise UserError(f"cannot write output folder '{path}': '{probe}' {problem}")
 
 
 def write_atomic(path: Path, text: str) -> None:

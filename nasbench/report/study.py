@@ -22,32 +22,9 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nasbench.errors import UserError
-from nasbench.report.schema import COLUMNS, TERMINAL_COLUMNS
+from nasbench.report.schema import KNOB_PREFIX, TERMINAL_COLUMNS
 
 DEFAULT_STORAGE = "sqlite:///studies/nasbench.db"
-
-# Columns a study adds to the result-row schema (documentation next to the name).
-STUDY_COLUMNS: dict[str, str] = {
-    "trial": "Optuna trial number",
-    "state": "complete | pruned | failed | running | waiting",
-    "feasible": "True when every constraint held (latency_ms <= budget, params/MACs caps); False also when never measured",
-    "pareto": "True for trials on the Pareto front (latency_ms lower, objective higher)",
-    "value": "Optuna objective value: proxy_top1 in % (proxy studies) or macs (cost-only studies)",
-    "proxy_top1": "top-1 accuracy on the proxy task, % (see the report's methodology: may be synthetic data)",
-    "proxy_top5": "top-5 accuracy on the proxy task, %",
-    "proxy_val_loss": "validation cross-entropy on the proxy task, nats",
-    "proxy_images_per_s": "proxy training throughput, images per second",
-    "det_params": "parameters of the whole RT-DETR detector built on this backbone",
-    "det_macs": "multiply-accumulates per image of the whole detector at det_imgsz",
-    "det_flops": "2 x det_macs",
-    "det_latency_ms": "median latency of the whole detector at det_imgsz, milliseconds",
-    "duplicate_of": "trial number whose measurements were reused (same config sampled again)",
-    "duration_s": "wall time of the trial, seconds",
-    "started_at": "trial start time, ISO 8601 (the storage's clock)",
-    "reason": "why the trial is infeasible, pruned or failed",
-}
-KNOB_PREFIX = "knob_"
-KNOB_DOC = "config knob of the candidate (list values written as JSON)"
 
 # Display columns: (column, header, scale, format), shared by the terminal table and the HTML.
 _TERMINAL = {c[0]: c for c in TERMINAL_COLUMNS}
@@ -83,12 +60,6 @@ _INT_COLUMNS = ("trial", "params", "params_train_form", "macs", "flops", "macs_f
 _STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
                 TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
 MIN_TRIALS_FOR_IMPORTANCE = 10
-
-
-def column_doc(column: str) -> str:
-    if column.startswith(KNOB_PREFIX):
-        return KNOB_DOC
-    return COLUMNS.get(column) or STUDY_COLUMNS.get(column, "")
 
 
 # ----------------------------------------------------------------------------- storage

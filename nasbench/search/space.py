@@ -153,6 +153,10 @@ def parse_space(data: dict, where: str, name: str) -> Space:
     if not isinstance(raw_knobs, dict) or not raw_knobs:
         raise UserError(f"space {where}: 'knobs' must be a non-empty mapping")
     knobs = tuple(parse_knob(k, v, fields, where) for k, v in raw_knobs.items())
+    for knob in knobs:
+        problem = domain_type_error(knob, fam.config_cls)
+        if problem:
+            raise UserError(f"space {where}, knob '{knob.name}': {problem}")
     constraints = tuple(parse_constraint(c, fields, where) for c in data.get("constraints") or [])
     raw_presets = data.get("presets") or list(fam.presets)
     presets = (raw_presets,) if isinstance(raw_presets, str) else tuple(raw_presets)
@@ -208,6 +212,21 @@ def parse_knob(name: str, spec: Any, fields: set[str], where: str) -> Knob:
             hint = zoo.closest_names(t, sorted(fields), n=1)
             raise UserError(f"{at}: '{t}' is not a config field" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
     return knob
+
+
+def domain_type_error(knob: Knob, config_cls: type) -> str | None:
+    """A choice or bound of the wrong type for its field, found before any trial is sampled
+    (else it surfaces as a TypeError inside the family's validate() or builder)."""
+    if knob.kind == "choices":
+        values = list(knob.domain)
+    else:
+        values = [int(v) if knob.kind == "int" else float(v) for v in knob.domain]
+    if knob.scale or knob.times:  # factors multiplying base values
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
+        return f"factors must be numbers, got {bad[0]!r}" if bad else None
+    element = bool(knob.per_stage or knob.repeat)  # each value is one element of a tuple field
+    problems = (zoo.knob_type_error(config_cls, knob.target, v, element=element) for v in values)
+    return next((f"field '{knob.target}' {p}" for p in problems if p), None)
 
 
 def parse_constraint(spec: Any, fields: set[str], where: str) -> Constraint:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
+from nasbench import zoo
 from nasbench.cli import main
+from nasbench.families.base import fuse_for_deploy
+from nasbench.measure.cost import count_params
+from nasbench.report.page import DEPLOY_NOTE, MACS_NOTE
+from nasbench.report.schema import column_doc
 
 FAST = ["--device", "cpu", "--runs", "3", "--warmup", "1", "--imgsz", "64"]
 REQUIRED_COLUMNS = {"name", "family", "imgsz", "params", "macs", "flops", "macs_fvcore", "macs_thop",
@@ -97,3 +105,82 @@ def test_user_model_that_cannot_take_the_input(tmp_path) -> None:
     user.write_text("import torch.nn as nn\ndef f():\n    return nn.Linear(5, 5)\n")
     res = run(["compare", f"{user}:f", *FAST, "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "failed on a 1x3x64x64 input" in res.output
+
+
+# ----------------------------------------------------------------------------- the comparison report
+EVIL_FILE = "cfg<b>bold.yaml"  # the config file's stem becomes the model's label
+
+
+@pytest.fixture(scope="module")
+def compare_report(tmp_path_factory):
+    """One real small comparison (two presets and a config file with markup in its name), its report dir."""
+    root = tmp_path_factory.mktemp("cmp")
+    (root / EVIL_FILE).write_text("family: efficientvit\npreset: efficientvit_m0\n")
+    out = root / "rep"
+    res = run(["compare", "mobilevit_xxs", "efficientvit_m0", str(root / EVIL_FILE), *FAST, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_compare_report_files(compare_report) -> None:
+    assert sorted(p.name for p in compare_report.iterdir()) == ["compare.csv", "index.html"]  # no temp files left
+
+
+def test_compare_csv_round_trips_with_the_zoo_counts(compare_report) -> None:
+    text = (compare_report / "compare.csv").read_text()
+    frame = pd.read_csv(compare_report / "compare.csv")
+    assert frame.to_csv(index=False) == text  # read back and written again: the same bytes
+    assert list(frame["name"]) == ["mobilevit_xxs", "efficientvit_m0", "cfg<b>bold"]
+    for col in ("imgsz", "params", "params_train_form", "macs", "flops", "macs_fvcore", "macs_thop", "latency_runs"):
+        assert frame[col].dtype == "int64", col  # numbers, not formatted strings
+    for col in ("latency_ms", "latency_p10_ms", "latency_p90_ms"):
+        assert frame[col].dtype == "float64" and (frame[col] > 0).all(), col
+    assert frame["deploy_form"].dtype == bool
+    for name, preset in zip(frame["name"], ["mobilevit_xxs", "efficientvit_m0", "efficientvit_m0"]):
+        model = zoo.create(preset)
+        train_form = count_params(model)[0]
+        row = frame.set_index("name").loc[name]
+        assert row["params_train_form"] == train_form
+        assert row["params"] == count_params(fuse_for_deploy(model))[0] < train_form
+    assert all(column_doc(c) for c in frame.columns), [c for c in frame.columns if not column_doc(c)]
+
+
+def test_compare_page_escapes_a_user_label(compare_report) -> None:
+    page = (compare_report / "index.html").read_text()
+    assert "cfg<b>bold" not in page and "<b>bold" not in page
+    assert page.count(html.escape("cfg<b>bold")) >= 4  # title, tables, plot labels, config block
+    assert page.count("<script") == 1  # ours only
+
+
+def test_compare_page_plots_one_point_per_model(compare_report) -> None:
+    page = (compare_report / "index.html").read_text()
+    marks = {m.group(1): int(m.group(2)) for m in re.finditer(r"<svg [^>]*id='([^']+)' data-marks='(\d+)'", page)}
+    assert marks == {"plot-macs-latency": 3, "plot-params-latency": 3}  # no detector plots without --detector
+    svg = page[page.index("id='plot-macs-latency'"):]
+    svg = svg[:svg.index("</svg>")]
+    for label in ("mobilevit_xxs", "efficientvit_m0", "cfg&lt;b&gt;bold"):
+        assert f">{label}</text>" in svg
+    assert ">mobilevit</text>" in svg and ">efficientvit</text>" in svg  # the legend names the families
+
+
+def test_compare_page_sections(compare_report) -> None:
+    page = (compare_report / "index.html").read_text()
+    for anchor in ("summary", "results", "cost", "params", "configs", "columns", "method"):
+        assert f"<section id='{anchor}'>" in page, anchor
+    for anchor in ("pareto", "history", "importance", "trials", "detector"):  # study-only / --detector only
+        assert f"id='{anchor}'" not in page and f"href='#{anchor}'" not in page, anchor
+    first = pd.read_csv(compare_report / "compare.csv").iloc[0]
+    for text in ("nasbench compare report", html.escape(first["device_name"]), first["torch_version"], "threads",
+                 "wall time", first["counter"], "fvcore MACs G", "thop MACs G", "No proxy task", "64 px"):
+        assert text in page, text
+    assert html.escape(MACS_NOTE) in page and html.escape(DEPLOY_NOTE) in page  # the study page's notes, one source
+
+
+def test_compare_page_configs_load_back(compare_report) -> None:
+    page = (compare_report / "index.html").read_text()
+    blocks = dict(re.findall(r"<pre id='yaml-(\d+)'>(.*?)</pre>", page, re.DOTALL))
+    assert sorted(blocks) == ["0", "1", "2"]
+    for key, preset in (("0", "mobilevit_xxs"), ("2", "efficientvit_m0")):
+        spec = zoo.spec_from_mapping(yaml.safe_load(html.unescape(blocks[key])), default_name="x")
+        assert spec.config == zoo.resolve(preset).config
+    assert "<a href='#cfg-2'>cfg&lt;b&gt;bold</a>" in page  # the results table links each name to its config

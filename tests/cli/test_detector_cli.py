@@ -44,6 +44,12 @@ def test_compare_detector_adds_columns_and_reference_row(tmp_path) -> None:
     assert "detector: RT-DETR (rtdetr-l neck + decoder, 80 classes) at 256 px" in res.output
     html = (out / "index.html").read_text()
     assert "det params M" in html and "rtdetr_l" in html
+    section = html[html.index("<section id='detector'>"):]
+    section = section[:section.index("</section>")]
+    assert "<tr class='ref'><td class='txt' title='rtdetr_l'>rtdetr_l</td>" in section  # the reference row, marked
+    assert "Δ latency %" in section and "at 256 px" in section
+    for plot in ("plot-det-macs-latency", "plot-det-params-latency"):  # one point per detector
+        assert f"id='{plot}' data-marks='2'" in section
 
 
 def test_baseline_prints_the_reference_row_alone(tmp_path) -> None:

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from nasbench.errors import UserError
-from nasbench.report.study import (MIN_TRIALS_FOR_IMPORTANCE, column_doc, load_study_data, mask_url, open_study,
-                                   pareto_numbers, report_dirname, _scrub)
+from nasbench.report.schema import column_doc
+from nasbench.report.study import (MIN_TRIALS_FOR_IMPORTANCE, load_study_data, mask_url, open_study, pareto_numbers,
+                                   report_dirname, _scrub)
 from tests.report.synthetic import make_study
 
 

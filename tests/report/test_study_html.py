@@ -18,6 +18,7 @@ from nasbench.cli import NasbenchGroup
 from nasbench.errors import UserError
 from nasbench.report import study_html
 from nasbench.report.command import report
+from nasbench.report.page import DEPLOY_NOTE, MACS_NOTE
 from nasbench.report.study import load_study_data
 from nasbench.report.study_html import SCRIPT, render_study_html, write_study_report
 from tests.report.synthetic import EVIL, make_study
@@ -64,6 +65,7 @@ def test_every_section_and_plot_is_there(proxy_html):
                  "FLOPs = 2 × MACs", "SYNTHETIC", "PED-ANOVA", "mobilevit_xxs", "rtdetr_l"):
         assert text in proxy_html, text
     assert "class='sortable'" in proxy_html and "id='detector'" not in proxy_html  # no det_* in this study
+    assert html.escape(MACS_NOTE) in proxy_html and html.escape(DEPLOY_NOTE) in proxy_html  # shared with compare
 
 
 def test_every_csv_column_is_documented(proxy_study, proxy_html):
@@ -154,14 +156,6 @@ def test_unwritable_output_is_a_user_error(proxy_study, tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError, match="cannot write report directory"):
         write_study_report(proxy_study, blocker / "sub")
-
-
-def test_compare_html_is_untouched():
-    from nasbench.report.html import rows_html
-
-    page = rows_html(pd.DataFrame([{"name": "m<x>", "family": "f", "params": 10, "macs": 20, "latency_ms": 1.0}]),
-                     "t", {"device": "cpu"})
-    assert "m&lt;x&gt;" in page and "<table>" in page
 
 
 # ----------------------------------------------------------------------------- command
