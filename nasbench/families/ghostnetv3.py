@@ -235,7 +235,10 @@ class DFCGate(nn.Module):
         self.vertical = ConvNormAct(out_ch, out_ch, (5, 1), groups=out_ch, act=None)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        g = self.vertical(self.horizontal(self.proj(F.avg_pool2d(x, kernel_size=2, stride=2))))
+        # A map of 1 px in either side (inputs under 33 px, e.g. 32-px proxy training) cannot
+        # be halved: gate it at full resolution. From 2 px up this is the official pooling.
+        pooled = F.avg_pool2d(x, kernel_size=2, stride=2) if min(x.shape[-2:]) >= 2 else x
+        g = self.vertical(self.horizontal(self.proj(pooled)))
         return F.interpolate(torch.sigmoid(g), size=size, mode="nearest")
 
     def fuse(self) -> None:

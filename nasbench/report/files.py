@@ -45,7 +45,9 @@ def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"cannot write {what} '{path}': {exc.strerror or exc}") from None
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"'{blocker}' is a file, not a directory" if blocker else (exc.strerror or str(exc))
+        raise UserError(f"cannot write {what} '{path}': {reason}") from None
     return path
 
 

@@ -23,6 +23,7 @@ from nasbench.search.workers import (
     CappedObjective,
     joining_seed,
     make_storage,
+    storage_url_problem,
     optimize_until_total,
 )
 
@@ -44,6 +45,9 @@ def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int
 
     from nasbench.report.study import _first_line
 
+    problem = storage_url_problem(storage_url)
+    if problem:
+        raise UserError(f"cannot open storage {mask_url(storage_url)}: {problem}")
     for prefix, what in (("sqlite:///", "study directory"), ("journal:", "journal directory")):
         if storage_url.startswith(prefix):
             path = Path(storage_url[len(prefix):])
@@ -154,9 +158,9 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
+        attrs = st.study_attrs(search_, space_arg, opts)  # loads the proxy data: bad --data fails before any study exists
         study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(sampler, s), seed,
                                                    st.make_pruner(proxy_steps), heartbeat_s=heartbeat_s)
-        attrs = st.study_attrs(search_, space_arg, opts)
         if study.user_attrs:
             st.check_resume(study, attrs)
         else:

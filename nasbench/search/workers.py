@@ -92,11 +92,39 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self.stale_callback
 
 
+STORAGE_FORMS = "sqlite:///path.db, postgresql://user:pass@host/db (or mysql://...), journal:PATH"
+
+
+def storage_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a storage URL nasbench accepts, or None."""
+    if url.startswith("journal:"):
+        return None if url[len("journal:"):] else "journal: needs a file path"
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme.split("+")[0] not in ("sqlite", "postgresql", "mysql"):
+        return f"accepted forms: {STORAGE_FORMS}"
+    return None
+
+
 def make_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> optuna.storages.BaseStorage:
-    """The storage behind ``--storage``, with heartbeats and retry of dead workers' trials."""
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+    """The storage behind ``--storage``, with heartbeats and retry of dead workers' trials.
+
+    Workers started together on a fresh database race to create Optuna's tables; the
+    loser sees "already exists" and simply opens the storage again.
+    """
+    for attempt in range(3):
+        try:
+            return _open_storage(url, heartbeat_s)
+        except Exception as exc:  # noqa: BLE001 - the driver's error class varies
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+    raise AssertionError("unreachable")
+
+
+def _open_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
         if url.startswith("journal:"):
             return HeartbeatJournalStorage(Path(url[len("journal:"):]), heartbeat_s, retry)
         return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s(heartbeat_s),

@@ -155,7 +155,7 @@ def test_deploy_macs_match_published(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["ghostnetv3_050", "ghostnetv3_100"])
-@pytest.mark.parametrize("imgsz", [224, 256, 640])
+@pytest.mark.parametrize("imgsz", [32, 224, 256, 640])  # 32: proxy training size, 1-px deepest maps
 def test_forward_features_shapes(name: str, imgsz: int) -> None:
     model = zoo.create(name).eval()
     w = WIDTHS[name]
