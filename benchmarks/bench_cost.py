@@ -21,6 +21,7 @@ from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.measure.cost import count_cost, macs_fvcore, macs_thop
 from nasbench.measure.latency import TimingPlan, device_name, time_models
+from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 
 def timed(fn, repeats: int = 1):
@@ -82,11 +83,7 @@ def main() -> None:
             f"| {r['build_s']:.2f} | {r['count_s'] * 1e3:.0f} | {r['fvcore_s'] * 1e3:.0f} | {r['thop_s'] * 1e3:.0f} "
             f"| {r['fvcore_s'] / r['count_s']:.1f}x | {lat} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ format that train_proxy uses; only the input pipeline differs:
   to-tensor, normalise), for each ``--workers`` value, plus one "plain NCHW" run (the
   loop as usually written, default memory format) to show the whole difference.
 
+Input pipeline alone (no model): ms per batch to produce augmented inputs, ours (index
+the resident tensor + ``BatchAugmenter.train_batch``) vs each DataLoader. With the model's
+own step time this bounds the training ratio: (model + loader) / (model + ours) when the
+loader runs in the training process (workers=0).
+
 Runs are interleaved ``--repeats`` times (the median is reported) because a shared
 machine's speed drifts. "steady" images/s skips the first ``--skip`` steps (warm-up,
 worker start-up); "end-to-end" counts everything from the call to the last step,
@@ -37,8 +42,10 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from nasbench.measure.latency import device_name
+from nasbench.proxy.augment import BatchAugmenter, choose_policy
 from nasbench.proxy.data import IMAGE_SUFFIXES, load_data
-from nasbench.proxy.train import adamw, lr_at, resolve_amp, resolve_device, train_proxy
+from nasbench.proxy.train import adamw, batch_indices, lr_at, resolve_amp, resolve_device, train_proxy
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-small"
@@ -150,6 +157,39 @@ def ours_run(model: nn.Module, data_dir: Path, *, steps: int, batch: int, lr: fl
     return steady, steps * batch / (decode_s + result.train_s)
 
 
+def ours_pipeline_ms(data_dir: Path, *, batch: int, device: torch.device, seed: int, batches: int) -> float:
+    """ms per batch for train_proxy's input side alone: index the resident images, augment."""
+    data = load_data(data_dir).to(device)
+    augmenter = BatchAugmenter(choose_policy("auto", data.info.imgsz), mean=data.info.mean, std=data.info.std,
+                               num_classes=data.num_classes, device=device, seed=seed + 1, label_smoothing=0.1,
+                               channels_last=device.type in ("cuda", "cpu"))
+    order = batch_indices(data.train_x.shape[0], batch, torch.Generator(device=device).manual_seed(seed), device)
+    for step in range(batches + 5):
+        if step == 5:  # first calls allocate
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        idx = next(order)
+        augmenter.train_batch(data.train_x[idx], data.train_y[idx])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 1000 * (time.perf_counter() - start) / batches
+
+
+def loader_pipeline_ms(dataset: JpegFolder, *, batch: int, workers: int, seed: int, batches: int) -> float:
+    """ms per batch for the DataLoader alone (decode + per-sample aug + collate), workers started."""
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
+                        generator=torch.Generator().manual_seed(seed))
+    batches = max(1, min(batches, len(loader) - 1))
+    it = iter(loader)
+    for _ in range(min(5, len(loader) - batches)):  # worker start-up and the first prefetches
+        next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return 1000 * (time.perf_counter() - start) / batches
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ImageFolder with train/<class>/ (JPEGs)")
@@ -164,6 +204,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--amp", default="auto", help="autocast for both sides (auto = train_proxy's default)")
+    parser.add_argument("--pipeline-batches", type=int, default=20, help="batches timed for the input-only figures")
     args = parser.parse_args()
 
     if not (args.data / "train").is_dir():
@@ -178,6 +219,7 @@ def main() -> None:
     baselines = [(w, channels_last) for w in args.workers] + [(0, False)]
 
     runs: dict[str, list[tuple[float, float]]] = {}
+    pipes: dict[str, list[float]] = {}  # input pipeline alone, ms per batch
     for repeat in range(args.repeats):  # interleaved, so drift hits every pipeline alike
         model = build_model(args.model, stats.num_classes, args.seed)
         runs.setdefault("nasbench train_proxy (resident uint8, batched on-device aug)", []).append(
@@ -189,6 +231,11 @@ def main() -> None:
             name += "" if same_layout == channels_last else ", plain NCHW"
             runs.setdefault(name, []).append(
                 baseline_run(model, dataset, workers=workers, channels_last=same_layout, **common))
+        pipes.setdefault("ours", []).append(ours_pipeline_ms(args.data, batch=args.batch, device=device,
+                                                             seed=args.seed, batches=args.pipeline_batches))
+        for workers in args.workers:
+            pipes.setdefault(f"DataLoader workers={workers}", []).append(loader_pipeline_ms(
+                dataset, batch=args.batch, workers=workers, seed=args.seed, batches=args.pipeline_batches))
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
 
     medians = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
@@ -197,7 +244,8 @@ def main() -> None:
     fair = [n for n in medians if n != ours_name and "plain" not in n]  # same model-side settings
     best_baseline = max(fair, key=lambda n: medians[n][0])
     print(f"\nmodel {args.model}, data {args.data} ({stats.n_train} train images, {stats.imgsz} px), "
-          f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.steps} steps "
+          f"device {device} ({device_name(device)}), "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, batch {args.batch}, {args.steps} steps "
           f"(steady skips {args.skip}), median of {args.repeats} interleaved repeats\n")
     print("| pipeline | steady images/s | end-to-end images/s | steady ratio (ours / this) |")
     print("|---|---:|---:|---:|")
@@ -209,6 +257,17 @@ def main() -> None:
     print(f"\ndata-pipeline ratio vs the best same-settings baseline ({best_baseline.split(', ')[-1]}): "
           f"steady {steady_ratio:.2f}x, end-to-end {e2e_ratio:.2f}x; target >= 1.5x "
           f"{'met' if steady_ratio >= 1.5 and not math.isnan(steady_ratio) else 'NOT met'}")
+
+    pipe_ms = {name: statistics.median(v) for name, v in pipes.items()}
+    step_ms = 1000 * args.batch / medians[ours_name][0]
+    model_ms = step_ms - pipe_ms["ours"]
+    print(f"\ninput pipeline alone, ms per batch of {args.batch} (median of {args.repeats}, "
+          f"up to {args.pipeline_batches} batches each): "
+          + ", ".join(f"{name} {ms:.1f}" for name, ms in pipe_ms.items()))
+    print(f"our training step {step_ms:.1f} ms = input {pipe_ms['ours']:.1f} ms + model ~{model_ms:.1f} ms; "
+          "ceiling of the steady ratio vs a workers=0 loader, (model + loader) / (model + ours): "
+          + (f"{(model_ms + pipe_ms['DataLoader workers=0']) / step_ms:.2f}x" if "DataLoader workers=0" in pipe_ms
+             else "n/a (no workers=0 run)"))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from nasbench.measure.latency import device_name
 from nasbench.search import study as st
 from nasbench.search.budget import parse_budget_ms
 from nasbench.search.space import resolve_space_arg
+from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 
 def hypervolume(points: list[tuple[float, float]], budget_ms: float, macs_ref: float = 0.0) -> float:
@@ -75,10 +76,7 @@ def main() -> None:
                 print(lines[-1], flush=True)
     lines.append(f"\nMean hypervolume: TPE {statistics.fmean(hv['tpe']):.2f} vs random {statistics.fmean(hv['random']):.2f} "
                  f"(ratio {statistics.fmean(hv['tpe']) / max(statistics.fmean(hv['random']), 1e-9):.2f}).")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

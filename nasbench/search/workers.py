@@ -43,6 +43,8 @@ GRACE_HEARTBEATS = 4  # a trial silent this many heartbeats is considered dead
 MAX_RETRIES = 2  # a sample whose worker died is re-run at most this often
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 HEARTBEAT_ATTR = "nasbench_heartbeat_unix_s"
+# What a worker sees when another one created Optuna's tables a moment before it.
+TABLE_RACE_SIGNS = ("already exists", "alembic_version", "duplicate key")
 
 
 class SurplusTrial(Exception):
@@ -109,13 +111,13 @@ def make_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> optuna.sto
     """The storage behind ``--storage``, with heartbeats and retry of dead workers' trials.
 
     Workers started together on a fresh database race to create Optuna's tables; the
-    loser sees "already exists" and simply opens the storage again.
+    loser sees "already exists" (or a duplicate schema-version row) and opens it again.
     """
     for attempt in range(3):
         try:
             return _open_storage(url, heartbeat_s)
         except Exception as exc:  # noqa: BLE001 - the driver's error class varies
-            if "already exists" not in str(exc) or attempt == 2:
+            if not any(sign in str(exc) for sign in TABLE_RACE_SIGNS) or attempt == 2:
                 raise
             time.sleep(random.uniform(0.2, 1.0))
     raise AssertionError("unreachable")

@@ -164,6 +164,22 @@ def test_pad_crop_shifts_with_reflection() -> None:
         assert row == [abs(c + shift) if c + shift < 8 else 14 - (c + shift) for c in range(8)]
 
 
+def test_pad_crop_matches_reflect_pad_then_crop_per_image() -> None:
+    """Each output is one (shift, flip) of its own input, as numpy's reflect pad + crop gives it."""
+    pad, h, w = 3, 6, 9  # not square: rows and columns must not be mixed up
+    x = torch.randint(0, 256, (24, 3, h, w), dtype=torch.uint8)
+    out = pad_crop_flip(x, pad=pad, flip=True, gen=torch.Generator().manual_seed(2))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    found = []
+    for img, src in zip(out.numpy(), x.numpy()):
+        padded = np.pad(src, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+        matches = [(dy, dx, mirror) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1) for mirror in (0, 1)
+                   if np.array_equal(img[..., ::-1] if mirror else img, padded[:, dy : dy + h, dx : dx + w])]
+        assert matches, "output is not a reflect-padded crop of its input"
+        found.append(matches[0])
+    assert len({m[:2] for m in found}) > 5 and 0 < sum(m[2] for m in found) < len(found)
+
+
 def test_full_crop_is_identity() -> None:
     x = torch.randint(0, 256, (4, 3, 12, 12), dtype=torch.uint8)
     out = random_resized_crop_flip(x, 12, (1.0, 1.0), (1.0, 1.0), False, torch.Generator().manual_seed(0))
