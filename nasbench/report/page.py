@@ -115,7 +115,8 @@ MACS_AXIS = "MACs per image, G (FLOPs = 2 × MACs)"
 # ----------------------------------------------------------------------------- methodology (one source)
 MACS_NOTE = ("MACs: multiply-accumulates per image counted by torch's FlopCounterMode on the meta device "
              "(conv, linear, matmul/bmm/einsum, scaled-dot-product attention, grid_sample). "
-             "FLOPs = 2 × MACs. Normalisation, activations and softmax are not counted.")
+             "FLOPs = 2 × MACs. Normalisation, activations and softmax are not counted, except the two "
+             "slope multiplies per activation of Mobile-Former's dynamic ReLU, which its paper counts.")
 CROSSCHECK_NOTE = ("fvcore and thop columns are the counts those tools give for the same model and input; "
                    "they are cross-checks, not used for decisions (fvcore skips scaled_dot_product_attention, "
                    "thop sees only module hooks).")

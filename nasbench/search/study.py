@@ -186,9 +186,12 @@ class Search:
         return measured_row(m, timing, self.opts), False
 
     def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
+        import torch
+
         from nasbench.proxy.train import train_proxy
 
         data = self.proxy_data()
+        torch.manual_seed(self.opts.seed)  # same initial weights whatever the trial order
         model = spec.build(num_classes=data.num_classes)
         deadline = None if self.opts.proxy_seconds is None else time.monotonic() + self.opts.proxy_seconds
 

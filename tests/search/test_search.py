@@ -215,3 +215,15 @@ def test_every_sampler_runs(tmp_path, sampler: str) -> None:
               "--study", f"s-{sampler}", "--sampler", sampler, "--no-presets")
     assert res.exit_code == 0, res.output
     assert [t.state.name for t in load(tmp_path, f"s-{sampler}").trials] == ["COMPLETE"] * 3
+
+
+def test_proxy_training_does_not_depend_on_trial_order() -> None:
+    """Each candidate starts from the same seeded weights, whatever was trained before it."""
+    from nasbench import zoo
+
+    search = st.Search([], st.SearchOptions(budget_ms=1e3, device="cpu", proxy_steps=2, proxy_batch=8,
+                                            proxy_imgsz=16, seed=3))
+    first = search.train(zoo.resolve("mobilevit_xxs"))
+    search.train(zoo.resolve("efficientvit_m0"))
+    again = search.train(zoo.resolve("mobilevit_xxs"))
+    assert (first.top1, first.val_loss) == (again.top1, again.val_loss)
