@@ -33,7 +33,8 @@ def summary_lines(data: StudyData) -> list[str]:
     budget = a.get("budget_ms")
     lines = [
         f"study {data.name}: {c['run']} trials — {c['feasible']} feasible, {c['infeasible']} over budget/caps, "
-        f"{c['pruned']} pruned, {c['failed']} failed" + (f", {c['running']} still running" if c["running"] else ""),
+        f"{c['pruned']} pruned, {c['failed']} failed" + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
+        + (f", {c['running']} still running" if c["running"] else ""),
         f"objective {objective_name(a)}"
         + (f", latency budget {budget:g} ms" if isinstance(budget, (int, float)) else "")
         + f", on {a.get('device_name', '?')} ({a.get('device', '?')}, {a.get('dtype', '?')}, "

@@ -277,11 +277,14 @@ def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
     complete = state == "complete"
     feasible = complete & (trials["feasible"].astype(bool) if len(trials) else False)
     dup = trials["duplicate_of"].notna() if "duplicate_of" in trials.columns else pd.Series(False, index=trials.index)
+    # slot-race losers of a multi-worker --max-total: FAIL in Optuna, but nothing went wrong
+    surplus = (state == "failed") & trials["reason"].fillna("").astype(str).str.startswith("surplus") \
+        if "reason" in trials.columns else pd.Series(False, index=trials.index)
     return {
         "run": int(len(trials)), "complete": int(complete.sum()), "feasible": int(feasible.sum()),
         "infeasible": int((complete & ~feasible).sum()), "pruned": int((state == "pruned").sum()),
-        "failed": int((state == "failed").sum()), "running": int(state.isin(["running", "waiting"]).sum()),
-        "duplicates": int(dup.sum()),
+        "failed": int((state == "failed").sum() - surplus.sum()), "surplus": int(surplus.sum()),
+        "running": int(state.isin(["running", "waiting"]).sum()), "duplicates": int(dup.sum()),
     }
 
 

@@ -347,6 +347,7 @@ def summary_html(data: StudyData, storage_label: str | None) -> str:
              ("nasbench", a.get("nasbench_version")), ("storage", storage_label)]
     trials = [("trials run", c["run"]), ("complete, feasible", c["feasible"]),
                  ("complete, over budget/caps", c["infeasible"]), ("pruned", c["pruned"]), ("failed", c["failed"]),
+                 *((("surplus (another worker filled --max-total; never ran)", c["surplus"]),) if c["surplus"] else ()),
                  ("still running", c["running"] or None), ("reused duplicates", c["duplicates"]),
                  ("on the Pareto front", len(data.pareto)), ("search wall time", duration_text(a.get("wall_s")))]
     return cards_html([("Search", run), ("Hardware and software", hw), ("Trials", trials)])

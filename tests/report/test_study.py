@@ -167,3 +167,17 @@ def test_running_and_unmeasured_trials_do_not_break_the_report():
     grown = make_study(12, name="grown")
     grown.ask()
     assert load_study_data(grown).counts["running"] == 1
+
+
+def test_surplus_trials_are_counted_apart_from_failures() -> None:
+    """Slot-race losers of a multi-worker --max-total are FAIL in Optuna but not failures."""
+    from nasbench.report.study import trial_counts
+
+    frame = pd.DataFrame({
+        "state": ["complete", "failed", "failed", "pruned"],
+        "feasible": [True, False, False, False],
+        "duplicate_of": [None, None, None, None],
+        "reason": [None, "surplus: 9 other trials fill --max-total 9 (not run)", "RuntimeError: boom", "pruned"],
+    })
+    counts = trial_counts(frame)
+    assert (counts["failed"], counts["surplus"], counts["complete"], counts["pruned"]) == (1, 1, 1, 1)
