@@ -32,3 +32,16 @@ def assert_levels_and_logits(model: nn.Module, batch: int, imgsz: int, num_class
     for f, ch, stride in zip(levels, model.out_channels, model.out_strides):
         assert f.shape == (batch, ch, -(-imgsz // stride), -(-imgsz // stride))
     assert logits.shape == (batch, num_classes)
+
+
+# A tiny MobileViT search space: cheap to build and time at 64 px.
+TINY_SPACE = {  # cheap to build and time at 64 px
+    "family": "mobilevit",
+    "base": "mobilevit_xxs",
+    "imgsz": 64,
+    "presets": ["mobilevit_xxs"],
+    "knobs": {
+        "width": {"choices": [0.5, 1.0], "scale": ["stage_channels"]},
+        "transformer_blocks": {"int": [1, 2], "per_stage": 3},
+    },
+}

@@ -7,7 +7,7 @@ directory) that already holds a study ``tiny`` in the default storage
 of the workspace was changed or removed.
 
 The table in docs/bad-input.md is made from these cases and their real output:
-``python tests/cli/test_bad_input.py`` prints it.
+``python -m tests.cli.test_bad_input`` prints it.
 """
 
 from __future__ import annotations
@@ -27,20 +27,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nasbench.cli import main
+from tests.helpers import TINY_SPACE
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "secret"  # in the storage URLs below; must never be printed
 
-TINY_SPACE = {  # cheap to build and time at 64 px
-    "family": "mobilevit",
-    "base": "mobilevit_xxs",
-    "imgsz": 64,
-    "presets": ["mobilevit_xxs"],
-    "knobs": {
-        "width": {"choices": [0.5, 1.0], "scale": ["stage_channels"]},
-        "transformer_blocks": {"int": [1, 2], "per_stage": 3},
-    },
-}
 TINY_SEARCH = ["search", "--space", "tiny.yaml", "--budget", "1s", "--no-train", "--study", "tiny", "--device", "cpu"]
 
 

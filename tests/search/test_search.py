@@ -15,18 +15,7 @@ from nasbench.cli import main
 from nasbench.errors import UserError
 from nasbench.search import study as st
 from nasbench.search.budget import parse_budget_ms, parse_count
-
-# A tiny MobileViT space: cheap to build and time at 64 px.
-TINY_SPACE = {
-    "family": "mobilevit",
-    "base": "mobilevit_xxs",
-    "imgsz": 64,
-    "presets": ["mobilevit_xxs"],
-    "knobs": {
-        "width": {"choices": [0.5, 1.0], "scale": ["stage_channels"]},
-        "transformer_blocks": {"int": [1, 2], "per_stage": 3},
-    },
-}
+from tests.helpers import TINY_SPACE
 
 
 @pytest.mark.parametrize("text, ms", [("30ms", 30.0), ("30 ms", 30.0), ("0.03s", 30.0), ("30000us", 30.0),
