@@ -17,6 +17,19 @@ the resident tensor + ``BatchAugmenter.train_batch``) vs each DataLoader. With t
 own step time this bounds the training ratio: (model + loader) / (model + ours) when the
 loader runs in the training process (workers=0).
 
+``--recipe full`` turns on the rest of seed 001's recipe on both sides: Mixup (alpha 0.8)
+or CutMix (alpha 1.0), one per batch, and a weight EMA (decay 0.999). The baseline then
+mixes each collated batch in the loop and keeps its EMA as the seed does (a Python loop
+over ``state_dict()``, three tensor ops per entry, every step; held on the training device
+here, where the seed holds it on the CPU). One more baseline row swaps in nasbench's EMA so
+the input pipeline's share and the EMA's share of the gain can be told apart.
+
+Model-FLOPs utilisation: training FLOPs per image are counted as 3 x the forward FLOPs
+(forward + backward, the usual MFU convention; the forward from nasbench's own counter).
+Achieved TFLOP/s = that x steady images/s. MFU is stated against a dense matmul timed on
+the same device and dtype in the same run (what this device's GEMM really reaches), and
+against ``--peak-tflops`` (a datasheet figure) when given.
+
 Runs are interleaved ``--repeats`` times (the median is reported) because a shared
 machine's speed drifts. "steady" images/s skips the first ``--skip`` steps (warm-up,
 worker start-up); "end-to-end" counts everything from the call to the last step,
@@ -25,27 +38,41 @@ including our one-off decode and the loader's worker start-up.
     python benchmarks/proxy_throughput.py                  # tiny CNN, 2 threads, CPU
     python benchmarks/proxy_throughput.py --model mobilevit_xxs --steps 40 --batch 64
     python benchmarks/proxy_throughput.py --amp bf16      # both sides autocast (AMX CPUs)
+    python benchmarks/proxy_throughput.py --recipe full   # + Mixup/CutMix + EMA on both sides
+    python benchmarks/proxy_throughput.py --device cuda --model mobilevit_xxs --peak-tflops 989
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from report_out import emit  # benchmarks/ is on sys.path when a script runs
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from nasbench.measure.cost import count_macs
 from nasbench.measure.latency import device_name
 from nasbench.proxy.augment import BatchAugmenter, choose_policy
 from nasbench.proxy.data import IMAGE_SUFFIXES, load_data
-from nasbench.proxy.train import adamw, batch_indices, lr_at, resolve_amp, resolve_device, train_proxy
+from nasbench.proxy.train import (
+    WeightEma,
+    adamw,
+    batch_indices,
+    lr_at,
+    resolve_amp,
+    resolve_device,
+    train_proxy,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-small"
@@ -75,8 +102,8 @@ class JpegFolder(Dataset):
     """The usual pipeline: decode one file with Pillow per access, augment it alone."""
 
     def __init__(self, root: Path, mean: tuple[float, ...], std: tuple[float, ...], pad: int) -> None:
-        classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-        self.items = [(p, label) for label, name in enumerate(classes)
+        self.classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        self.items = [(p, label) for label, name in enumerate(self.classes)
                       for p in sorted((root / name).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
@@ -99,16 +126,84 @@ class JpegFolder(Dataset):
         return (x - self.mean) / self.std, label
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What both sides train with beyond pad-crop + flip + label smoothing."""
+
+    mixup: float = 0.0  # Beta alpha, 0 = off
+    cutmix: float = 0.0
+    ema: float | None = None  # decay
+
+    @property
+    def mixes(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+
+RECIPES = {"minimal": Recipe(), "full": Recipe(mixup=0.8, cutmix=1.0, ema=0.999)}
+
+
+def seed_style_mix(x: torch.Tensor, y: torch.Tensor, num_classes: int, recipe: Recipe,
+                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch-mode Mixup/CutMix on a collated batch, as the seed's loop does it: the batch
+    against its own reverse, one lambda per batch, CutMix's lambda re-derived from the box."""
+    targets = F.one_hot(y, num_classes).float()
+    use_mixup = recipe.mixup > 0 and (recipe.cutmix <= 0 or rng.random() < 0.5)
+    alpha = recipe.mixup if use_mixup else recipe.cutmix
+    lam = float(rng.beta(alpha, alpha))
+    partner = x.flip(0)
+    if use_mixup:
+        x = x.mul(lam).add_(partner.mul(1 - lam))
+    else:
+        h, w = x.shape[-2:]
+        half_h, half_w = round(h * math.sqrt(1 - lam) / 2), round(w * math.sqrt(1 - lam) / 2)
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        top, bottom, left, right = max(0, cy - half_h), min(h, cy + half_h), max(0, cx - half_w), min(w, cx + half_w)
+        x = x.clone()
+        x[:, :, top:bottom, left:right] = partner[:, :, top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (h * w)
+    return x, targets * lam + targets.flip(0) * (1 - lam)
+
+
+class SeedStyleEma:
+    """The seed's weight EMA: every step, walk ``state_dict()`` in Python and rewrite each
+    entry as decay * ema + (1 - decay) * model (three tensor ops per entry)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        current = model.state_dict()
+        for key, averaged in self.module.state_dict().items():
+            averaged.copy_(averaged * self.decay + (1 - self.decay) * current[key].detach())
+
+
+class NasbenchEma(WeightEma):
+    """nasbench's EMA (one multi-tensor lerp per step) behind the seed-style call."""
+
+    def update(self, model: nn.Module | None = None) -> None:  # model fixed at construction
+        super().update()
+
+
+EMA_STYLES = {"seed": SeedStyleEma, "nasbench": NasbenchEma}
+
+
 def baseline_run(model: nn.Module, dataset: JpegFolder, *, steps: int, batch: int, lr: float, workers: int,
-                 device: torch.device, seed: int, skip: int, amp: str, channels_last: bool) -> tuple[float, float]:
+                 device: torch.device, seed: int, skip: int, amp: str, channels_last: bool, recipe: Recipe,
+                 ema_style: str = "seed") -> tuple[float, float]:
     """Same optimiser/schedule/loss/clipping as train_proxy; returns (steady, end-to-end) img/s."""
     start = time.perf_counter()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=layout).train()
     amp_dtype = resolve_amp(amp, device)
     optimizer = adamw(model, lr, 0.05, device)
+    ema = EMA_STYLES[ema_style](model, recipe.ema) if recipe.ema else None
+    mix_rng = np.random.default_rng(seed)
+    num_classes = len(dataset.classes)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
+                        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0,
+                        pin_memory=device.type == "cuda")
     warmup_steps = round(0.05 * steps)
     step, steady_start = 0, start
     while step < steps:
@@ -116,6 +211,8 @@ def baseline_run(model: nn.Module, dataset: JpegFolder, *, steps: int, batch: in
             step += 1
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup_steps)
+            if recipe.mixes:
+                x, y = seed_style_mix(x, y, num_classes, recipe, mix_rng)
             x = x.to(device, non_blocking=True).contiguous(memory_format=layout)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -125,6 +222,8 @@ def baseline_run(model: nn.Module, dataset: JpegFolder, *, steps: int, batch: in
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
+            if ema is not None:
+                ema.update(model)
             if step == skip:
                 steady_start = time.perf_counter()
             if step == steps:
@@ -136,7 +235,7 @@ def baseline_run(model: nn.Module, dataset: JpegFolder, *, steps: int, batch: in
 
 
 def ours_run(model: nn.Module, data_dir: Path, *, steps: int, batch: int, lr: float, device: torch.device,
-             seed: int, skip: int, amp: str) -> tuple[float, float]:
+             seed: int, skip: int, amp: str, recipe: Recipe) -> tuple[float, float]:
     """train_proxy; steady = steps skip+1 .. steps-1 (timed by the progress hook, which runs
     after each step but after the evaluation on the last one), end-to-end = decode + all
     training steps (train_proxy's own step timer, evaluation excluded)."""
@@ -152,7 +251,7 @@ def ours_run(model: nn.Module, data_dir: Path, *, steps: int, batch: int, lr: fl
     data = load_data(data_dir).to(device)  # counted: the one-off decode is part of our cost
     decode_s = time.perf_counter() - start
     result = train_proxy(model, data, steps=steps, batch=batch, lr=lr, device=device, seed=seed, evals=1,
-                         amp=amp, progress=mark)
+                         amp=amp, progress=mark, mixup=recipe.mixup, cutmix=recipe.cutmix, ema=recipe.ema)
     steady = (steps - 1 - skip) * batch / (marks[steps - 1] - marks[skip])
     return steady, steps * batch / (decode_s + result.train_s)
 
@@ -190,6 +289,27 @@ def loader_pipeline_ms(dataset: JpegFolder, *, batch: int, workers: int, seed: i
     return 1000 * (time.perf_counter() - start) / batches
 
 
+def matmul_tflops(device: torch.device, dtype: torch.dtype, *, size: int, reps: int) -> float:
+    """TFLOP/s of a dense square matmul on ``device`` in ``dtype``: the attainable peak MFU is stated against."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def train_flops_per_image(model: nn.Module, imgsz: int) -> int:
+    """Model FLOPs of one training image: forward + backward = 3 x forward (MFU convention)."""
+    return 3 * 2 * count_macs(model, imgsz)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ImageFolder with train/<class>/ (JPEGs)")
@@ -204,19 +324,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--amp", default="auto", help="autocast for both sides (auto = train_proxy's default)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="minimal",
+                        help="minimal: pad-crop + flip + smoothing; full: + Mixup/CutMix + EMA (seed 001's recipe)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="datasheet peak of the device and dtype")
     parser.add_argument("--pipeline-batches", type=int, default=20, help="batches timed for the input-only figures")
+    parser.add_argument("--out", type=Path, default=None, help="also write the result (markdown) here")
     args = parser.parse_args()
 
     if not (args.data / "train").is_dir():
         raise SystemExit(f"no ImageFolder train/ under {args.data}; pass --data")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    recipe = RECIPES[args.recipe]
     stats = load_data(args.data).info
     dataset = JpegFolder(args.data / "train", stats.mean, stats.std, pad=max(1, round(0.125 * stats.imgsz)))
     common = dict(steps=args.steps, batch=args.batch, lr=args.lr, device=device, seed=args.seed, skip=args.skip,
-                  amp=args.amp)
+                  amp=args.amp, recipe=recipe)
     channels_last = device.type in ("cuda", "cpu")  # what train_proxy does
-    baselines = [(w, channels_last) for w in args.workers] + [(0, False)]
+    # (workers, same layout as ours, EMA implementation); the last rows isolate one difference each
+    baselines = [(w, channels_last, "seed") for w in args.workers] + [(0, False, "seed")]
+    if recipe.ema:
+        baselines.append((0, channels_last, "nasbench"))
 
     runs: dict[str, list[tuple[float, float]]] = {}
     pipes: dict[str, list[float]] = {}  # input pipeline alone, ms per batch
@@ -224,13 +352,14 @@ def main() -> None:
         model = build_model(args.model, stats.num_classes, args.seed)
         runs.setdefault("nasbench train_proxy (resident uint8, batched on-device aug)", []).append(
             ours_run(model, args.data, **common))
-        for workers, same_layout in baselines:
+        for workers, same_layout, ema_style in baselines:
             model = build_model(args.model, stats.num_classes, args.seed)
             np.random.seed(args.seed + repeat)
             name = f"DataLoader + per-image Pillow decode + per-sample aug, workers={workers}"
             name += "" if same_layout == channels_last else ", plain NCHW"
-            runs.setdefault(name, []).append(
-                baseline_run(model, dataset, workers=workers, channels_last=same_layout, **common))
+            name += ", nasbench's EMA" if ema_style == "nasbench" else ""
+            runs.setdefault(name, []).append(baseline_run(model, dataset, workers=workers, channels_last=same_layout,
+                                                          ema_style=ema_style, **common))
         pipes.setdefault("ours", []).append(ours_pipeline_ms(args.data, batch=args.batch, device=device,
                                                              seed=args.seed, batches=args.pipeline_batches))
         for workers in args.workers:
@@ -238,36 +367,49 @@ def main() -> None:
                 dataset, batch=args.batch, workers=workers, seed=args.seed, batches=args.pipeline_batches))
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
 
+    amp_dtype = resolve_amp(args.amp, device)
+    gemm_dtype = amp_dtype or torch.float32
+    big = device.type == "cuda"
+    gemm_tflops = matmul_tflops(device, gemm_dtype, size=8192 if big else 2048, reps=20 if big else 5)
+    flops_per_image = train_flops_per_image(build_model(args.model, stats.num_classes, args.seed), stats.imgsz)
+
     medians = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
                for name, rs in runs.items()}
     ours_name = next(iter(medians))
-    fair = [n for n in medians if n != ours_name and "plain" not in n]  # same model-side settings
-    best_baseline = max(fair, key=lambda n: medians[n][0])
-    print(f"\nmodel {args.model}, data {args.data} ({stats.n_train} train images, {stats.imgsz} px), "
-          f"device {device} ({device_name(device)}), "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, batch {args.batch}, {args.steps} steps "
-          f"(steady skips {args.skip}), median of {args.repeats} interleaved repeats\n")
-    print("| pipeline | steady images/s | end-to-end images/s | steady ratio (ours / this) |")
-    print("|---|---:|---:|---:|")
+    seed_style = [n for n in medians if n != ours_name and "plain" not in n and "nasbench's" not in n]
+    best_baseline = max(seed_style, key=lambda n: medians[n][0])
+    lines = [f"model {args.model}, recipe {args.recipe} ({recipe}), data {args.data.name} ({stats.n_train} train "
+             f"images, {stats.imgsz} px), device {device_name(device)}, {torch.get_num_threads()} threads, "
+             f"torch {torch.__version__}" + (f", CUDA {torch.version.cuda}" if device.type == "cuda" else "")
+             + f", amp {args.amp}, batch {args.batch}, {args.steps} steps (steady skips {args.skip}), "
+             f"median of {args.repeats} interleaved repeats", "",
+             "| pipeline | steady images/s | end-to-end images/s | steady ratio (ours / this) | model TFLOP/s | MFU |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, (steady, e2e) in medians.items():
-        ratio = medians[ours_name][0] / steady
-        print(f"| {name} | {steady:,.0f} | {e2e:,.0f} | {ratio:.2f}x |")
+        achieved = steady * flops_per_image / 1e12
+        lines.append(f"| {name} | {steady:,.0f} | {e2e:,.0f} | {medians[ours_name][0] / steady:.2f}x | "
+                     f"{achieved:.3f} | {100 * achieved / gemm_tflops:.1f}% |")
     steady_ratio = medians[ours_name][0] / medians[best_baseline][0]
-    e2e_ratio = medians[ours_name][1] / max(medians[n][1] for n in fair)
-    print(f"\ndata-pipeline ratio vs the best same-settings baseline ({best_baseline.split(', ')[-1]}): "
-          f"steady {steady_ratio:.2f}x, end-to-end {e2e_ratio:.2f}x; target >= 1.5x "
-          f"{'met' if steady_ratio >= 1.5 and not math.isnan(steady_ratio) else 'NOT met'}")
+    e2e_ratio = medians[ours_name][1] / max(medians[n][1] for n in seed_style)
+    lines += ["", f"ratio vs the best seed-style baseline ({best_baseline.split(', ')[-1]}): steady "
+              f"{steady_ratio:.2f}x, end-to-end {e2e_ratio:.2f}x; target >= 1.5x on a CPU, >= 3x on a GPU"]
+    lines += ["", f"MFU: training FLOPs per image = 3 x forward = {flops_per_image / 1e6:.1f} MFLOP at "
+              f"{stats.imgsz} px; against a {gemm_dtype} dense matmul measured here at {gemm_tflops:.3f} TFLOP/s"
+              + (f"; against the datasheet's {args.peak_tflops} TFLOP/s, ours is "
+                 f"{100 * medians[ours_name][0] * flops_per_image / 1e12 / args.peak_tflops:.2f}%"
+                 if args.peak_tflops else "")]
 
     pipe_ms = {name: statistics.median(v) for name, v in pipes.items()}
     step_ms = 1000 * args.batch / medians[ours_name][0]
     model_ms = step_ms - pipe_ms["ours"]
-    print(f"\ninput pipeline alone, ms per batch of {args.batch} (median of {args.repeats}, "
-          f"up to {args.pipeline_batches} batches each): "
-          + ", ".join(f"{name} {ms:.1f}" for name, ms in pipe_ms.items()))
-    print(f"our training step {step_ms:.1f} ms = input {pipe_ms['ours']:.1f} ms + model ~{model_ms:.1f} ms; "
-          "ceiling of the steady ratio vs a workers=0 loader, (model + loader) / (model + ours): "
-          + (f"{(model_ms + pipe_ms['DataLoader workers=0']) / step_ms:.2f}x" if "DataLoader workers=0" in pipe_ms
-             else "n/a (no workers=0 run)"))
+    lines += ["", f"input pipeline alone, ms per batch of {args.batch} (median of {args.repeats}, up to "
+              f"{args.pipeline_batches} batches each): " + ", ".join(f"{n} {ms:.1f}" for n, ms in pipe_ms.items())]
+    if "DataLoader workers=0" in pipe_ms:
+        lines.append(f"our training step {step_ms:.1f} ms = input {pipe_ms['ours']:.1f} ms + the rest "
+                     f"~{model_ms:.1f} ms; if the rest were the same on both sides, the steady ratio vs a workers=0 "
+                     f"loader could be at most (rest + loader) / (rest + ours) = "
+                     f"{(model_ms + pipe_ms['DataLoader workers=0']) / step_ms:.2f}x")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

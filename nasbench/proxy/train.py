@@ -214,9 +214,10 @@ def adamw(model: nn.Module, lr: float, weight_decay: float, dev: torch.device) -
         {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
-    # One fused kernel on GPUs; elsewhere the multi-tensor path (the default on CPU is a
-    # Python loop over tensors).
-    speed = {"fused": True} if dev.type == "cuda" else {"foreach": True}
+    # One fused kernel per parameter on CUDA and on the CPU (there measured 3-4.5x faster
+    # than the multi-tensor path: mobilevit_xxs 2.3 vs 7.0 ms a step, ghostnetv3_100 11 vs
+    # 50 ms, 2 threads); MPS keeps the multi-tensor path.
+    speed = {"fused": True} if dev.type in ("cuda", "cpu") else {"foreach": True}
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), **speed)
 
 
