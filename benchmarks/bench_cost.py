@@ -57,13 +57,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    names = args.names or [n for n, (f, _) in zoo.all_presets().items() if args.families is None or f.name in args.families]
+    names = args.names or [n for n, (f, _) in zoo.all_presets().items()
+                           if args.families is None or f.name in args.families]
     plan = TimingPlan(warmup=3, runs=args.runs, rounds=4, time_limit_s=30)
     rows = []
     for n in names:
         rows.append(bench_preset(n, not args.no_latency, plan))
         r = rows[-1]
-        print(f"{n}: count {r['count_s'] * 1e3:.0f} ms (fvcore {r['fvcore_s'] * 1e3:.0f} ms, thop {r['thop_s'] * 1e3:.0f} ms)", flush=True)
+        print(f"{n}: count {r['count_s'] * 1e3:.0f} ms "
+              f"(fvcore {r['fvcore_s'] * 1e3:.0f} ms, thop {r['thop_s'] * 1e3:.0f} ms)", flush=True)
 
     def g(v):
         return "—" if v is None else f"{v / 1e9:.3f}"
@@ -73,13 +75,15 @@ def main() -> None:
         f"Machine: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}. Deploy form (BN folded). "
         "Count times are the median of 3 calls per preset.\n",
-        "| preset | px | params M | MACs G (ours) | fvcore G | thop G | build s | count ms (ours) | fvcore ms | thop ms | fvcore/ours time | latency ms (p10–p90) |",
+        "| preset | px | params M | MACs G (ours) | fvcore G | thop G | build s | count ms (ours) | fvcore ms "
+        "| thop ms | fvcore/ours time | latency ms (p10–p90) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lat = f"{r['latency_ms']:.1f} ({r['p10_ms']:.1f}–{r['p90_ms']:.1f})" if "latency_ms" in r else "—"
         lines.append(
-            f"| {r['name']} | {r['imgsz']} | {r['params'] / 1e6:.3f} | {g(r['macs'])} | {g(r['macs_fvcore'])} | {g(r['macs_thop'])} "
+            f"| {r['name']} | {r['imgsz']} | {r['params'] / 1e6:.3f} | {g(r['macs'])} "
+            f"| {g(r['macs_fvcore'])} | {g(r['macs_thop'])} "
             f"| {r['build_s']:.2f} | {r['count_s'] * 1e3:.0f} | {r['fvcore_s'] * 1e3:.0f} | {r['thop_s'] * 1e3:.0f} "
             f"| {r['fvcore_s'] / r['count_s']:.1f}x | {lat} |"
         )

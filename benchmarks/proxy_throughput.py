@@ -56,7 +56,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from report_out import emit  # benchmarks/ is on sys.path when a script runs
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -73,6 +72,7 @@ from nasbench.proxy.train import (
     resolve_device,
     train_proxy,
 )
+from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-small"

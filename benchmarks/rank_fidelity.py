@@ -122,7 +122,8 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, long_steps
         "",
         f"Command: `{command}`",
         "",
-        (f"Machine: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        (f"Machine: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} torch threads, "
+         f"torch {torch.__version__}, "
          f"device {args.device}. The CPU is shared with other jobs, so wall times are indicative only."),
         "",
         (f"Proxy as the search runs it: `train_proxy`, {args.imgsz} px, batch {args.batch}, lr {args.lr:g}, "
@@ -133,7 +134,7 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, long_steps
         f"| preset | params M | {seed_cols} | long top-1 % | short wall s | long wall s |",
         "|---|---:|" + "---:|" * len(args.seeds) + "---:|---:|---:|",
     ]
-    for i, p in enumerate(sorted(presets, key=lambda q: rows[run_key(q, long_steps, args.seeds[0])]["params"])):
+    for _i, p in enumerate(sorted(presets, key=lambda q: rows[run_key(q, long_steps, args.seeds[0])]["params"])):
         r_long = rows[run_key(p, long_steps, args.seeds[0])]
         r_short = [rows[run_key(p, args.steps, s)] for s in args.seeds]
         tops = " | ".join(f"{r['top1']:.2f}" for r in r_short)

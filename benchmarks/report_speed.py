@@ -28,8 +28,8 @@ import optuna  # noqa: E402
 
 from nasbench.report.study import load_study_data, open_study  # noqa: E402
 from nasbench.report.study_html import render_study_html, write_report_files  # noqa: E402
+from report_out import emit  # noqa: E402  benchmarks/ is on sys.path when a script runs
 from tests.report.synthetic import make_study  # noqa: E402
-from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 TARGET_S = 10.0
 
@@ -84,7 +84,8 @@ def main() -> None:
         f"| frames, Pareto front, PED-ANOVA importances | {med['frames_s']:.2f} |",
         f"| render HTML | {med['render_s']:.2f} |",
         f"| render + write 3 files atomically | {med['write_s']:.2f} |",
-        f"| **total (open + frames + render/write)** | **{med['total_s']:.2f}** (worst {worst:.2f}; target <= {TARGET_S:g}) |",
+        f"| **total (open + frames + render/write)** | **{med['total_s']:.2f}** "
+        f"(worst {worst:.2f}; target <= {TARGET_S:g}) |",
         f"| `report` command in a fresh process (imports, table, files) | {cli_s:.2f} |",
         "",
         "Files: " + ", ".join(f"{n} {s / 1024:.0f} KiB" for n, s in sorted(sizes.items())),

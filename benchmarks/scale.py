@@ -65,7 +65,8 @@ def throughput(space: Path, storage: str, workers: int, threads: int, total: int
            "--no-presets", "--device", "cpu", "--threads", str(threads), "--study", name, "--storage", storage,
            "--trials", str(total), "--max-total", str(total), "--out", str(tmp / name)]
     start = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(workers)]
     for p in procs:
         _, err = p.communicate()
         if p.returncode != 0:

@@ -62,7 +62,8 @@ def main() -> None:
     lines = [f"# Search overhead and efficiency (cost-only, {args.space}, budget {args.budget})\n",
              f"CPU: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} threads, torch {torch.__version__}. "
              f"{args.trials} trials per run; trial time = sample + build + count + CPU timing (3 warm-up + 15 runs), "
-             "no training. Hypervolume: area of the (latency <= budget, MACs) front, ms x GMACs, reference (budget, 0).\n",
+             "no training. Hypervolume: area of the (latency <= budget, MACs) front, ms x GMACs, "
+             "reference (budget, 0).\n",
              "| sampler | seed | median trial s | p90 trial s | feasible | hypervolume |", "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/bench.db"
@@ -72,9 +73,11 @@ def main() -> None:
                 secs, area, feasible = run(args.space, sampler, seed, args.trials, budget, storage)
                 hv[sampler].append(area)
                 p90 = sorted(secs)[int(0.9 * (len(secs) - 1))]
-                lines.append(f"| {sampler} | {seed} | {statistics.median(secs):.2f} | {p90:.2f} | {feasible} | {area:.2f} |")
+                lines.append(f"| {sampler} | {seed} | {statistics.median(secs):.2f} | {p90:.2f} "
+                             f"| {feasible} | {area:.2f} |")
                 print(lines[-1], flush=True)
-    lines.append(f"\nMean hypervolume: TPE {statistics.fmean(hv['tpe']):.2f} vs random {statistics.fmean(hv['random']):.2f} "
+    lines.append(f"\nMean hypervolume: TPE {statistics.fmean(hv['tpe']):.2f} "
+                 f"vs random {statistics.fmean(hv['random']):.2f} "
                  f"(ratio {statistics.fmean(hv['tpe']) / max(statistics.fmean(hv['random']), 1e-9):.2f}).")
     emit(lines, args.out)
 

@@ -98,16 +98,19 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
 # ----------------------------------------------------------------------------- compare
 def _timing_options(f):
     options = [
-        click.option("--device", default="auto", show_default=True, help="auto (cuda if available), cpu, cuda, cuda:N."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto (cuda if available), cpu, cuda, cuda:N."),
         click.option("--imgsz", type=click.IntRange(min=1), default=None,
                      help="Input height=width in px [default: each family's native size]."),
-        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size for timing."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Batch size for timing."),
         click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True),
         click.option("--channels-last", is_flag=True, help="Time with channels_last memory format."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="CPU threads for torch [default: torch's default]; recorded in the output."),
         click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model."),
-        click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Warm-up runs per model."),
+        click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+                     help="Warm-up runs per model."),
         click.option("--time-limit", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
                      help="Seconds for all timing together; fewer runs are taken (and flagged) beyond it."),
         click.option("--no-fuse", is_flag=True, help="Measure the training form (BN and rep-branches unfolded)."),

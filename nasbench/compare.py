@@ -8,8 +8,8 @@ one row per model in the schema of ``nasbench.report.schema``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 import torch

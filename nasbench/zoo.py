@@ -132,7 +132,8 @@ def spec_from_mapping(data: dict[str, Any], default_name: str, where: str = "con
     if preset is not None:
         if preset not in all_presets():
             hint = closest_names(str(preset), list(all_presets()))
-            raise UserError(f"{where}: unknown preset '{preset}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+            raise UserError(f"{where}: unknown preset '{preset}'"
+                            + (f"; did you mean {', '.join(hint)}?" if hint else ""))
         pfam, base = all_presets()[preset]
         family_name = family_name or pfam.name
         if pfam.name != family_name:
@@ -178,7 +179,8 @@ def _options(hint: Any) -> tuple:
 
 def _element_hints(hint: Any) -> tuple:
     """What one element of a tuple-annotated field may be (``tuple[int, ...] | None`` -> int)."""
-    elements = [a for o in _options(hint) if typing.get_origin(o) is tuple for a in typing.get_args(o) if a is not Ellipsis]
+    elements = [a for o in _options(hint) if typing.get_origin(o) is tuple
+                for a in typing.get_args(o) if a is not Ellipsis]
     return tuple(dict.fromkeys(elements)) or (Any,)
 
 
@@ -190,7 +192,8 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is int or hint is float:  # an int is a fine float; a bool is neither
         return isinstance(value, (int,) if hint is int else (int, float)) and not isinstance(value, bool)
     if typing.get_origin(hint) is tuple:
-        return isinstance(value, (list, tuple)) and all(any(_matches(v, e) for e in _element_hints(hint)) for v in value)
+        return isinstance(value, (list, tuple)) and all(any(_matches(v, e) for e in _element_hints(hint))
+                                                        for v in value)
     return True  # other annotations: validate() and the builder decide
 
 

@@ -65,7 +65,8 @@ def test_user_factory_file(tmp_path) -> None:
 @pytest.mark.parametrize(
     "source, target, message",
     [
-        ("import nonexistent_pkg_xyz\n", "f", "cannot import .*ModuleNotFoundError: No module named 'nonexistent_pkg_xyz'"),
+        ("import nonexistent_pkg_xyz\n", "f",
+         "cannot import .*ModuleNotFoundError: No module named 'nonexistent_pkg_xyz'"),
         ("def f():\n    raise ValueError('boom')\n", "f", "factory .* raised ValueError: boom"),
         ("def f():\n    return 3\n", "f", "returned int, not a torch.nn.Module"),
         ("x = 1\n", "g", "has no callable 'g'"),

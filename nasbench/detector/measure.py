@@ -29,8 +29,9 @@ the output says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -120,7 +121,8 @@ def _run_recording(model: nn.Module, method: str, imgsz: int) -> tuple[Any, set[
     try:
         try:
             state = {n: torch.empty_like(t, device="meta") for n, t in
-                     [*wrapper.named_parameters(remove_duplicate=False), *wrapper.named_buffers(remove_duplicate=False)]}
+                     [*wrapper.named_parameters(remove_duplicate=False),
+                      *wrapper.named_buffers(remove_duplicate=False)]}
             out = functional_call(wrapper, state, (torch.empty(1, 3, imgsz, imgsz, device="meta"),), strict=False)
         except UserError:
             raise
@@ -400,6 +402,7 @@ def detector_cost_and_latency(spec: zoo.ModelSpec, label: str, imgsz: int = 640,
 
 __all__ = [
     "BASELINE", "DetectorOptions", "DetectorResults", "Detector", "baseline_spec", "is_baseline", "resolve",
-    "build_detector", "build_detectors", "time_detectors", "measure_detectors", "detector_cost_and_latency", "delta_pct", "add_deltas",
+    "build_detector", "build_detectors", "time_detectors", "measure_detectors", "detector_cost_and_latency",
+    "delta_pct", "add_deltas",
     "check_levels", "probe_levels", "detector_plan",
 ]

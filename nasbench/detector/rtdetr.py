@@ -47,8 +47,9 @@ which counts attention) logs 110.2, the extra being mostly BN/LN (4 per element)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -492,7 +493,8 @@ class RTDETRDecoder(nn.Module):
             if all_layers or i == last:
                 # During training layer i>0 is supervised through the previous,
                 # non-detached box (the RT-DETR/Ultralytics convention).
-                reported = refined if (i == 0 or not self.training) else torch.sigmoid(delta + inverse_sigmoid(previous))
+                reported = (refined if (i == 0 or not self.training)
+                            else torch.sigmoid(delta + inverse_sigmoid(previous)))
                 boxes.append(reported)
                 logits.append(self.dec_score_head[i](queries))
             previous = refined

@@ -7,7 +7,7 @@ Family-specific blocks live in the family's own module; only what is genuinely s
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 from torch import nn

@@ -323,7 +323,8 @@ def _panel(
         parts.append(f'<line x1="{x0}" x2="{x0 + width}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#ddd"/>')
         parts.append(f'<text x="{x0 - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
     for t in x_ticks:
-        parts.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{y0 + height}" y2="{y0 + height + 4}" stroke="#444"/>')
+        parts.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" '
+                     f'y1="{y0 + height}" y2="{y0 + height + 4}" stroke="#444"/>')
         parts.append(f'<text x="{px(t):.1f}" y="{y0 + height + 17}" text-anchor="middle">{_fmt(t)}</text>')
     parts.append(
         f'<text x="{x0 - 48}" y="{y0 + height / 2}" text-anchor="middle" '

@@ -454,7 +454,8 @@ def _cifar_arrays(batch: dict[str, Any], label_key: str, path: Path) -> tuple[np
     data = np.asarray(batch["data"], dtype=np.uint8)
     labels = np.asarray(batch[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise UserError(f"CIFAR pickle {path}: expected data [N, 3072] and N labels, got {data.shape} and {labels.shape}")
+        raise UserError(f"CIFAR pickle {path}: expected data [N, 3072] and N labels, "
+                        f"got {data.shape} and {labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -518,7 +519,7 @@ def make_synthetic(*, seed: int, imgsz: int, n_train: int, n_val: int) -> ProxyD
     train_x, train_y = synthetic_images(n_train, imgsz, torch.Generator().manual_seed(train_seed))
     val_x, val_y = synthetic_images(n_val, imgsz, torch.Generator().manual_seed(val_seed))
     mean, std = channel_stats(train_x)
-    classes = tuple(f"{t} / {l}" for t in SYNTHETIC_TEXTURES for l in SYNTHETIC_LAYOUTS)
+    classes = tuple(f"{t} / {layout}" for t in SYNTHETIC_TEXTURES for layout in SYNTHETIC_LAYOUTS)
     info = DataInfo(
         source="synthetic",
         kind="synthetic",

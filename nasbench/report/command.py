@@ -13,8 +13,16 @@ import click
 from rich.console import Console
 
 from nasbench.report.files import ensure_writable_dir
-from nasbench.report.study import (DEFAULT_STORAGE, DISPLAY_COLUMNS, StudyData, load_study_data, mask_url,
-                                   objective_name, open_study, report_dirname)
+from nasbench.report.study import (
+    DEFAULT_STORAGE,
+    DISPLAY_COLUMNS,
+    StudyData,
+    load_study_data,
+    mask_url,
+    objective_name,
+    open_study,
+    report_dirname,
+)
 from nasbench.report.study_html import write_report_files
 
 DEFAULT_REPORTS = Path("reports")
@@ -33,7 +41,8 @@ def summary_lines(data: StudyData) -> list[str]:
     budget = a.get("budget_ms")
     lines = [
         f"study {data.name}: {c['run']} trials — {c['feasible']} feasible, {c['infeasible']} over budget/caps, "
-        f"{c['pruned']} pruned, {c['failed']} failed" + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
+        f"{c['pruned']} pruned, {c['failed']} failed"
+        + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
         + (f", {c['running']} still running" if c["running"] else ""),
         f"objective {objective_name(a)}"
         + (f", latency budget {budget:g} ms" if isinstance(budget, (int, float)) else "")

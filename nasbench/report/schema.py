@@ -96,7 +96,8 @@ TERMINAL_COLUMNS += [c for c in DETECTOR_TERMINAL_COLUMNS if c[0].startswith("de
 STUDY_COLUMNS: dict[str, str] = {
     "trial": "Optuna trial number",
     "state": "complete | pruned | failed | running | waiting",
-    "feasible": "True when every constraint held (latency_ms <= budget, params/MACs caps); False also when never measured",
+    "feasible": ("True when every constraint held (latency_ms <= budget, params/MACs caps); "
+                 "False also when never measured"),
     "pareto": "True for trials on the Pareto front (latency_ms lower, objective higher)",
     "value": "Optuna objective value: proxy_top1 in % (proxy studies) or macs (cost-only studies)",
     "proxy_top1": "top-1 accuracy on the proxy task, % (see the report's methodology: may be synthetic data)",

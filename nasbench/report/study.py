@@ -13,9 +13,10 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -133,7 +134,8 @@ def open_study(name: str, storage: str | optuna.storages.BaseStorage) -> optuna.
     try:
         names = [s.study_name for s in store.get_all_studies()]
     except Exception as exc:  # noqa: BLE001
-        raise UserError(f"cannot read studies from {shown}: {_first_line(exc, storage if isinstance(storage, str) else '')}") from None
+        raise UserError(f"cannot read studies from {shown}: "
+                        f"{_first_line(exc, storage if isinstance(storage, str) else '')}") from None
     if name not in names:
         if not names:
             raise UserError(f"no study '{name}': storage {shown} has no studies")

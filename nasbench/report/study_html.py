@@ -17,10 +17,33 @@ import optuna
 import pandas as pd
 
 from nasbench.report.files import ensure_writable_dir
-from nasbench.report.page import (BASELINE_COLOR, DEPLOY_NOTE, MACS_AXIS, MACS_NOTE, SCRIPT, TIMING_CAVEAT, Section,
-                                  as_text, cards_html, cell, column_values, columns_html, config_details,
-                                  configs_grid, detector_note, duration_text, esc, family_colors, has_values,
-                                  notes_html, num, render_page, scaled, table_html, write_files)
+from nasbench.report.page import (
+    BASELINE_COLOR,
+    DEPLOY_NOTE,
+    MACS_AXIS,
+    MACS_NOTE,
+    SCRIPT,
+    TIMING_CAVEAT,
+    Section,
+    as_text,
+    cards_html,
+    cell,
+    column_values,
+    columns_html,
+    config_details,
+    configs_grid,
+    detector_note,
+    duration_text,
+    esc,
+    family_colors,
+    has_values,
+    notes_html,
+    num,
+    render_page,
+    scaled,
+    table_html,
+    write_files,
+)
 from nasbench.report.schema import KNOB_PREFIX, column_doc
 from nasbench.report.study import DISPLAY_COLUMNS, StudyData, load_study_data, objective_name
 from nasbench.report.svg import Bars, Rule, Series, bars_svg, scatter_svg
@@ -45,7 +68,8 @@ def _objective_axis(attrs: dict[str, Any]) -> tuple[str, float, str]:
 
 
 def _latency_label(attrs: dict[str, Any]) -> str:
-    bits = [f"{attrs['imgsz']} px" if attrs.get("imgsz") else "", str(attrs.get("device") or ""), str(attrs.get("dtype") or "")]
+    bits = [f"{attrs['imgsz']} px" if attrs.get("imgsz") else "", str(attrs.get("device") or ""),
+            str(attrs.get("dtype") or "")]
     return "backbone latency, ms (median" + "".join(f", {b}" for b in bits if b) + ")"
 
 
@@ -120,15 +144,18 @@ def pareto_plot(data: StudyData) -> tuple[str, str]:
     infeasible = measured[~measured["feasible"].astype(bool)]
     front = data.pareto
     series = [
-        Series("feasible trials", column_values(feasible, "latency_ms"), scaled(column_values(feasible, "value"), scale), GREY,
+        Series("feasible trials", column_values(feasible, "latency_ms"),
+               scaled(column_values(feasible, "value"), scale), GREY,
                size=3.2, opacity=0.55, tips=_tips(feasible, short, scale)),
     ]
     shown_lat = column_values(feasible, "latency_ms") + column_values(front, "latency_ms")
     if objective_name(attrs) == "macs":  # infeasible trials still have a meaningful y (their MACs)
-        series.append(Series("over budget / caps", column_values(infeasible, "latency_ms"), scaled(column_values(infeasible, "value"), scale),
+        series.append(Series("over budget / caps", column_values(infeasible, "latency_ms"),
+                             scaled(column_values(infeasible, "value"), scale),
                              INFEASIBLE, marker="cross", size=3.5, opacity=0.6, tips=_tips(infeasible, short, scale)))
         shown_lat += column_values(infeasible, "latency_ms")
-    series.append(Series("Pareto front", column_values(front, "latency_ms"), scaled(column_values(front, "value"), scale), FRONT,
+    series.append(Series("Pareto front", column_values(front, "latency_ms"),
+                         scaled(column_values(front, "value"), scale), FRONT,
                          size=4.5, line="step", line_width=2, tips=_tips(front, short, scale),
                          labels=[str(n) for n in front["name"]] if len(front) <= MAX_FRONT_LABELS else None))
     rules = _budget_rules(attrs, "x")
@@ -178,8 +205,8 @@ def macs_latency_plot(data: StudyData) -> tuple[str, str]:
     for fam in families:
         sub = complete[complete["family"] == fam]
         if len(sub):
-            series.append(Series(fam, scaled(column_values(sub, "macs"), 1e-9), column_values(sub, "latency_ms"), color[fam],
-                                 size=3.2, opacity=0.6, tips=_tips(sub, "", 1.0)))
+            series.append(Series(fam, scaled(column_values(sub, "macs"), 1e-9), column_values(sub, "latency_ms"),
+                                 color[fam], size=3.2, opacity=0.6, tips=_tips(sub, "", 1.0)))
     limit = _latency_limit(attrs, column_values(complete, "latency_ms"))
     refs = pd.concat([f for f in (data.presets, data.baseline) if len(f)]) if len(data.presets) or len(data.baseline) \
         else pd.DataFrame()
@@ -192,7 +219,8 @@ def macs_latency_plot(data: StudyData) -> tuple[str, str]:
         for fam in families:
             sub = presets[presets["family"] == fam]
             if len(sub):
-                names, xs, ys = [str(n) for n in sub["name"]], scaled(column_values(sub, "macs"), 1e-9), column_values(sub, "latency_ms")
+                names, xs, ys = ([str(n) for n in sub["name"]], scaled(column_values(sub, "macs"), 1e-9),
+                                 column_values(sub, "latency_ms"))
                 series.append(Series("", xs, ys, color[fam], marker="diamond", size=4.5, labels=names,
                                      tips=[f"{n} (preset)" for n in names]))
                 off += _off_view(names, xs, view, [_cost_desc(x, y) for x, y in zip(xs, ys)])
@@ -241,7 +269,8 @@ def history_plot(data: StudyData) -> str:
 def importance_plot(data: StudyData) -> str:
     imp = data.importances
     _, _, short = _objective_axis(data.attrs)
-    knobs = sorted(set(imp.objective) | set(imp.latency), key=lambda k: (-imp.objective.get(k, 0.0), -imp.latency.get(k, 0.0)))
+    knobs = sorted(set(imp.objective) | set(imp.latency),
+                   key=lambda k: (-imp.objective.get(k, 0.0), -imp.latency.get(k, 0.0)))
     groups = []
     if imp.objective:
         groups.append(Bars(f"for {short}", [imp.objective.get(k) for k in knobs], FRONT))
@@ -261,7 +290,8 @@ def reference_table(data: StudyData) -> str:
         if len(data.presets) or len(data.baseline) else pd.DataFrame()
     if refs.empty:
         return "<p class='muted'>The study records no presets or baseline.</p>"
-    cols = [c for c in DISPLAY_COLUMNS if c[0] not in ("trial", "state", "feasible", "duplicate_of", "duration_s", "reason")]
+    cols = [c for c in DISPLAY_COLUMNS
+            if c[0] not in ("trial", "state", "feasible", "duplicate_of", "duration_s", "reason")]
     note = ""
     if len(data.baseline) and has_values(data.baseline, "det_macs"):
         name = esc(str(data.baseline["name"].iloc[0]))
@@ -340,7 +370,8 @@ def summary_html(data: StudyData, storage_label: str | None) -> str:
     run = [("space", a.get("space")), ("families", a.get("families")), ("target", a.get("target")),
               ("objective", objective_name(a)), ("latency budget", f"{budget:g} ms" if budget is not None else None),
               ("other caps", caps), ("backbone imgsz", f"{a['imgsz']} px" if a.get("imgsz") else None),
-              ("detector imgsz", f"{a['det_imgsz']} px" if a.get("target") == "detector" and a.get("det_imgsz") else None)]
+              ("detector imgsz",
+               f"{a['det_imgsz']} px" if a.get("target") == "detector" and a.get("det_imgsz") else None)]
     cuda = a.get("cuda_version") or ("none" if a.get("device") == "cpu" else None)
     hw = [("device", a.get("device")), ("device name", a.get("device_name")), ("dtype", a.get("dtype")),
              ("threads", a.get("threads")), ("torch", a.get("torch_version")), ("CUDA", cuda),
@@ -380,7 +411,8 @@ def methodology_notes(data: StudyData) -> list[str]:
                      "estimated at all.")
     else:
         notes.append(f"Proxy task: {as_text(proxy.get('data'))}; {as_text(proxy.get('steps'))} training steps at "
-                     f"{as_text(proxy.get('imgsz'))} px, batch {as_text(proxy.get('batch'))}, seed {as_text(proxy.get('seed'))}. "
+                     f"{as_text(proxy.get('imgsz'))} px, batch {as_text(proxy.get('batch'))}, "
+                     f"seed {as_text(proxy.get('seed'))}. "
                      "proxy_top1 is top-1 accuracy on that task's validation split, in %.")
         if proxy.get("synthetic"):
             notes.append("The proxy data was SYNTHETIC (generated, not real images). proxy_top1 only says how fast "
@@ -402,9 +434,11 @@ def render_study_html(data: StudyData, *, storage_label: str | None = None, gene
     _, _, short = _objective_axis(a)
     budget = num(a.get("budget_ms"))
     sub = " · ".join(x for x in (
-        f"space {as_text(a.get('space'))}", f"families {as_text(a.get('families'))}", f"target {as_text(a.get('target'))}",
+        f"space {as_text(a.get('space'))}", f"families {as_text(a.get('families'))}",
+        f"target {as_text(a.get('target'))}",
         f"budget {budget:g} ms" if budget is not None else "",
-        f"{as_text(a.get('device_name'))} ({as_text(a.get('device'))}, {as_text(a.get('dtype'))}, {as_text(a.get('threads'))} threads)",
+        f"{as_text(a.get('device_name'))} ({as_text(a.get('device'))}, {as_text(a.get('dtype'))}, "
+        f"{as_text(a.get('threads'))} threads)",
     ) if x)
     warn = ""
     if (a.get("proxy") or {}).get("synthetic"):
@@ -437,7 +471,8 @@ def render_study_html(data: StudyData, *, storage_label: str | None = None, gene
                              max_height_px=400)
                 + "<h3>Reference points</h3>" + reference_table(data)),
         Section("cost", "MACs vs latency", "MACs vs latency by family", cost_svg
-                + f"<p class='caption'>Every measured trial, coloured by family; diamonds are presets.{esc(cost_off)}</p>",
+                + f"<p class='caption'>Every measured trial, coloured by family; diamonds are presets."
+                  f"{esc(cost_off)}</p>",
                 half=True),
         Section("history", "History", "Optimisation history", history_plot(data)
                 + "<p class='caption'>Objective of each feasible trial in the order they ran, and the best so far.</p>",
@@ -447,7 +482,8 @@ def render_study_html(data: StudyData, *, storage_label: str | None = None, gene
         Section("configs", "Pareto configs", "Pareto configs", configs_html(data)),
         Section("trials", "All trials", f"All trials ({len(data.trials)})",
                 "<p class='caption' style='margin:0 0 8px'>Click a header to sort. Blue rows are on the Pareto front, "
-                "grey rows are over budget or pruned, red rows failed. Full precision is in <code>trials.csv</code>.</p>"
+                "grey rows are over budget or pruned, red rows failed. "
+                "Full precision is in <code>trials.csv</code>.</p>"
                 + table_html(data.trials, trial_cols, table_id="trials-table", row_classes=_trial_classes,
                              name_link=_config_anchor)),
         Section("columns", "CSV columns", "CSV columns",

@@ -9,9 +9,9 @@ browser shows as a tooltip without JavaScript. Every string that reaches the mar
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Sequence
 
 # Colour-blind-safe palette (Okabe & Ito), then a few extra distinct hues.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -231,7 +231,8 @@ def _axes(frame: _Frame, x_label: str, y_label: str) -> str:
 
 
 def _series_marks(frame: _Frame, s: Series) -> tuple[str, int]:
-    pts = [p for p in _finite_pairs(s.xs, s.ys) if frame.x_lo <= p[1] <= frame.x_hi and frame.y_lo <= p[2] <= frame.y_hi]
+    pts = [p for p in _finite_pairs(s.xs, s.ys)
+           if frame.x_lo <= p[1] <= frame.x_hi and frame.y_lo <= p[2] <= frame.y_hi]
     parts = []
     if s.line and len(pts) >= 2:
         coords = []
@@ -286,8 +287,9 @@ SVG_STYLE = (
 
 
 def scatter_svg(series: Sequence[Series], *, x_label: str, y_label: str, plot_id: str, title: str = "",
-                width: int = 640, height: int = 420, rules: Sequence[Rule] = (), x_range: tuple[float, float] | None = None,
-                y_range: tuple[float, float] | None = None, empty_text: str = "no data to plot") -> str:
+                width: int = 640, height: int = 420, rules: Sequence[Rule] = (),
+                x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None,
+                empty_text: str = "no data to plot") -> str:
     """A scatter plot (points, optional connecting lines, labels, reference lines) as SVG.
 
     With ``x_range`` the view is cut to it: points outside are not drawn and the y range
@@ -346,7 +348,8 @@ def bars_svg(categories: Sequence[str], groups: Sequence[Bars], *, x_label: str,
     marks = 0
     for row, cat in enumerate(categories):
         y0 = frame.top + row * row_h + gap / 2
-        parts.append(f"<text x='{label_w - 8:.1f}' y='{y0 + row_h / 2:.1f}' text-anchor='end' class='leg'>{escape(cat)}</text>")
+        parts.append(f"<text x='{label_w - 8:.1f}' y='{y0 + row_h / 2:.1f}' text-anchor='end' class='leg'>"
+                     f"{escape(cat)}</text>")
         for k, g in enumerate(groups):
             v = g.values[row] if row < len(g.values) else None
             y = y0 + k * bar_h
@@ -354,9 +357,11 @@ def bars_svg(categories: Sequence[str], groups: Sequence[Bars], *, x_label: str,
                 parts.append(f"<text x='{frame.left + 4:.1f}' y='{y + bar_h - 3:.1f}' class='tick'>n/a</text>")
                 continue
             w = max(frame.px(v) - frame.left, 1.0)
-            parts.append(f"<rect x='{frame.left:.1f}' y='{y:.1f}' width='{w:.1f}' height='{bar_h - 2}' fill='{g.color}'>"
+            parts.append(f"<rect x='{frame.left:.1f}' y='{y:.1f}' width='{w:.1f}' height='{bar_h - 2}' "
+                         f"fill='{g.color}'>"
                          f"<title>{escape(f'{g.name}: {cat} = {value_fmt.format(v)}')}</title></rect>"
-                         f"<text x='{frame.left + w + 4:.1f}' y='{y + bar_h - 3:.1f}' class='tick'>{value_fmt.format(v)}</text>")
+                         f"<text x='{frame.left + w + 4:.1f}' y='{y + bar_h - 3:.1f}' class='tick'>"
+                         f"{value_fmt.format(v)}</text>")
             marks += 1
     parts.append(f"<path d='M{frame.left:.1f} {frame.top:.1f}V{frame.top + frame.height:.1f}' stroke='#888'/>")
     parts.append(f"<text x='{frame.left + frame.width / 2:.1f}' y='{frame.top + frame.height + 34:.1f}' "

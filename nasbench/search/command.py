@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -23,8 +24,8 @@ from nasbench.search.workers import (
     CappedObjective,
     joining_seed,
     make_storage,
-    storage_url_problem,
     optimize_until_total,
+    storage_url_problem,
 )
 
 DEFAULT_REPORTS = Path("reports")
@@ -82,7 +83,8 @@ class _Progress:
         best = "—" if self.best is None else (f"{self.best:.2f}%" if self.objective == "proxy_top1"
                                               else f"{self.best / 1e9:.3f} GMACs")
         self.progress.update(self.task, advance=1,
-                             description=f"trial {trial.number} {trial.state.name.lower()} · feasible {self.feasible} · best {best}")
+                             description=f"trial {trial.number} {trial.state.name.lower()} "
+                                         f"· feasible {self.feasible} · best {best}")
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
@@ -91,25 +93,31 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 
 @click.command("search")
 @click.option("--space", "space_arg", required=True,
-              help=f"Space name ({', '.join(available_spaces())}), 'all' (family becomes a knob), or a space .yaml file.")
+              help=f"Space name ({', '.join(available_spaces())}), 'all' (family becomes a knob), "
+                   "or a space .yaml file.")
 @click.option("--budget", required=True, help=f"Latency budget, hard constraint. Accepted: {BUDGET_FORMS}.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Trials this run adds.")
 @click.option("--max-total", type=click.IntRange(min=1), default=None,
               help="Exactly this many finished trials in the study, all workers together (this worker stops "
                    "earlier at --trials).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Stop starting trials after this many seconds.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N (what latency is measured on).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+              help="Stop starting trials after this many seconds.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N (what latency is measured on).")
 @click.option("--target", type=click.Choice(["backbone", "detector"]), default="backbone", show_default=True,
               help="What the budget constrains: the backbone at --imgsz, or RT-DETR with it at --det-imgsz.")
 @click.option("--imgsz", type=click.IntRange(min=16), default=None, help="Backbone input px [default: the space's].")
 @click.option("--det-imgsz", type=click.IntRange(min=64), default=640, show_default=True)
-@click.option("--data", default=None, help="Proxy data: ImageFolder or CIFAR pickle dir [default: built-in synthetic task].")
-@click.option("--proxy-steps", type=click.IntRange(min=1), default=120, show_default=True, help="Proxy training steps per trial.")
+@click.option("--data", default=None,
+              help="Proxy data: ImageFolder or CIFAR pickle dir [default: built-in synthetic task].")
+@click.option("--proxy-steps", type=click.IntRange(min=1), default=120, show_default=True,
+              help="Proxy training steps per trial.")
 @click.option("--proxy-seconds", type=click.FloatRange(min=1), default=None,
               help="Also stop a proxy run at the first evaluation after this many seconds.")
 @click.option("--proxy-imgsz", type=click.IntRange(min=8), default=32, show_default=True, help="Proxy training px.")
 @click.option("--proxy-batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--no-train", is_flag=True, help="Cost-only search: maximise MACs (capacity) within the budget, no training.")
+@click.option("--no-train", is_flag=True,
+              help="Cost-only search: maximise MACs (capacity) within the budget, no training.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-params", default=None, help="Extra cap, e.g. 5M.")
@@ -118,7 +126,8 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--study", "study_name", default=None,
               help="Study name [default: derived from space, target, device, imgsz, budget: re-running resumes].")
 @click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
-              help="Optuna storage: sqlite:///file.db, postgresql://user:pass@host/db, or journal:PATH (many local workers).")
+              help="Optuna storage: sqlite:///file.db, postgresql://user:pass@host/db, "
+                   "or journal:PATH (many local workers).")
 @click.option("--heartbeat", "heartbeat_s", type=click.IntRange(min=1), default=DEFAULT_HEARTBEAT_S, show_default=True,
               help=f"Seconds between a running trial's liveness stamps; a trial silent {GRACE_HEARTBEATS}x this long "
                    "(its worker died) is failed and its sample re-queued for the other workers.")
@@ -158,7 +167,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
-        attrs = st.study_attrs(search_, space_arg, opts)  # loads the proxy data: bad --data fails before any study exists
+        # loads the proxy data: bad --data fails before any study exists
+        attrs = st.study_attrs(search_, space_arg, opts)
         study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(sampler, s), seed,
                                                    st.make_pruner(proxy_steps), heartbeat_s=heartbeat_s)
         if study.user_attrs:
@@ -218,7 +228,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
                   f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
                   highlight=False, markup=False)
     if interrupted:
-        err.print("interrupted: the running trial was recorded as failed (reason: interrupted); the same command resumes")
+        err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
+                  "the same command resumes")
         sys.exit(130)
 
 

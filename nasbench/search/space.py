@@ -31,9 +31,10 @@ numbers, compared element-wise.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import optuna
 import yaml
@@ -142,7 +143,8 @@ def parse_space(data: dict, where: str, name: str) -> Space:
     fam_name = data.get("family")
     if fam_name not in families:
         hint = zoo.closest_names(str(fam_name), list(families))
-        raise UserError(f"space {where}: unknown family '{fam_name}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+        raise UserError(f"space {where}: unknown family '{fam_name}'"
+                        + (f"; did you mean {', '.join(hint)}?" if hint else ""))
     fam = families[fam_name]
     base_name = data.get("base") or next(iter(fam.presets))
     if base_name not in fam.presets:

@@ -23,8 +23,9 @@ import hashlib
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -178,7 +179,8 @@ class Search:
         plan = self.opts.timing
         if reject_over_ms is not None:  # one warm run first: far over budget -> stop here
             probe = time_models({label: m.model}, imgsz, device=self.device, dtype=self.opts.dtype,
-                                threads=self.opts.threads, plan=TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1))[label]
+                                threads=self.opts.threads,
+                                plan=TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1))[label]
             if probe.median_ms > reject_over_ms:
                 return measured_row(m, probe, self.opts), True
         timing = time_models({label: m.model}, imgsz, device=self.device, dtype=self.opts.dtype,
@@ -282,7 +284,8 @@ class Search:
         trial.set_user_attr("proxy_curve", [{"step": p.step, "val_top1": p.val_top1, "val_loss": p.val_loss}
                                             for p in result.curve])
         if pruned["flag"]:
-            trial.set_user_attr("reason", f"pruned at step {result.steps_done}: top-1 {result.top1:.1f}% below the median")
+            trial.set_user_attr("reason",
+                                f"pruned at step {result.steps_done}: top-1 {result.top1:.1f}% below the median")
             raise optuna.TrialPruned()
         if result.diverged:
             trial.set_user_attr("reason", "proxy training diverged (non-finite loss)")
@@ -373,11 +376,13 @@ def check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
         for k in ("data", "steps", "imgsz", "batch"):
             if old_proxy.get(k) != new_proxy.get(k):
                 raise UserError(f"study '{study.study_name}' was trained with proxy {k}={old_proxy.get(k)!r}, this run "
-                                f"has {new_proxy.get(k)!r}: its top-1 values would not be comparable; use another --study")
+                                f"has {new_proxy.get(k)!r}: its top-1 values would not be comparable; "
+                                "use another --study")
 
 
 def feasible_count(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("feasible"))
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if t.user_attrs.get("feasible"))
 
 
 def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

@@ -50,7 +50,8 @@ def _knobs(**changes) -> dict:
 TEXT_FILES = {
     "tiny.yaml": yaml.safe_dump(TINY_SPACE),
     "space_min_gt_max.yaml": yaml.safe_dump(_space(knobs=_knobs(transformer_blocks={"int": [4, 1], "per_stage": 3}))),
-    "space_empty_choices.yaml": yaml.safe_dump(_space(knobs=_knobs(width={"choices": [], "scale": ["stage_channels"]}))),
+    "space_empty_choices.yaml": yaml.safe_dump(
+        _space(knobs=_knobs(width={"choices": [], "scale": ["stage_channels"]}))),
     "space_unknown_constraint_knob.yaml": yaml.safe_dump(_space(constraints=[{"divisible": ["transformer_dimz",
                                                                                            "heads"]}])),
     "space_unknown_field.yaml": yaml.safe_dump(_space(knobs=_knobs(depth={"int": [1, 3]}))),
@@ -91,7 +92,8 @@ CASES = [
     case("cap_unit", "search --space tiny.yaml --budget 1s --max-params 5MB --study tiny",
          "cannot read --max-params '5MB'", "5M"),
     # unknown names
-    case("unknown_space", "search --space mobilvit --budget 30ms", "unknown space 'mobilvit'", "did you mean mobilevit"),
+    case("unknown_space", "search --space mobilvit --budget 30ms", "unknown space 'mobilvit'",
+         "did you mean mobilevit"),
     case("unknown_model", "compare mobilevit_ss efficientvit_m0", "unknown model 'mobilevit_ss'", "did you mean",
          "mobilevit_s"),
     case("unknown_family", "models --family ghostnet", "unknown family 'ghostnet'", "ghostnetv3"),
@@ -301,7 +303,8 @@ def test_every_preset_and_shipped_space_passes_the_type_checks() -> None:
 # ------------------------------------------------------------------------------ security
 def _calls(tree: ast.AST):
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)):
             yield node, node.func.value.id, node.func.attr
 
 
@@ -323,7 +326,8 @@ def unsafe_loads(source: str) -> list[str]:
 
 
 def test_unsafe_loads_are_detected() -> None:
-    bad = "import yaml, torch, pickle\nyaml.load(s)\ntorch.load(p)\ntorch.load(p, weights_only=False)\npickle.loads(b)\n"
+    bad = ("import yaml, torch, pickle\nyaml.load(s)\ntorch.load(p)\ntorch.load(p, weights_only=False)\n"
+           "pickle.loads(b)\n")
     assert len(unsafe_loads(bad)) == 4
     assert unsafe_loads("yaml.safe_load(s)\ntorch.load(p, weights_only=True)\n") == []
 

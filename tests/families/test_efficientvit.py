@@ -8,8 +8,6 @@ import re
 
 import pytest
 import torch
-
-from tests.helpers import assert_levels_and_logits
 from torch import nn
 
 from nasbench import zoo
@@ -21,6 +19,7 @@ from nasbench.families.efficientvit import (
     relative_offset_index,
 )
 from nasbench.measure.cost import count_cost
+from tests.helpers import assert_levels_and_logits
 
 # Published table (Cream EfficientViT/classification/README.md + model/build.py):
 # name: (embed dims, depths, heads, query kernels, published MACs in millions).

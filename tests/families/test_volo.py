@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import pytest
 import torch
@@ -90,7 +90,7 @@ def derived_macs_d1_224() -> int:
     return stem + 4 * outlooker + downsample + 14 * transformer + 2 * class_block + heads
 
 
-@lru_cache(maxsize=None)
+@cache
 def meta_model(preset: str) -> torch.nn.Module:
     with torch.device("meta"):
         return build(PRESETS[preset])

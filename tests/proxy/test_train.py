@@ -30,7 +30,8 @@ def tiny_cnn(num_classes: int = 10, width: int = 32) -> nn.Module:
         layers += [nn.Conv2d(channels, out, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
                    nn.BatchNorm2d(out), nn.ReLU()]
         channels = out
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1), nn.Linear(channels, num_classes))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1),
+                         nn.Linear(channels, num_classes))
 
 
 def seeded(model_fn, seed: int = 0, **kwargs) -> nn.Module:

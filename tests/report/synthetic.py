@@ -47,7 +47,8 @@ def _top1(row: dict, rng: random.Random) -> float:
 
 
 def _config(params: dict, evil: bool) -> dict:
-    cfg = {"family": params["family"], "width": params["width"], "depths": [params["depth"], params["depth"] + 1, params["depth"]],
+    cfg = {"family": params["family"], "width": params["width"],
+           "depths": [params["depth"], params["depth"] + 1, params["depth"]],
            "heads": params["heads"], "ffn_ratio": params["ffn_ratio"]}
     if evil:
         cfg["note"] = EVIL
@@ -64,7 +65,8 @@ def preset_rows(objective: str, detector: bool) -> list[dict]:
                "latency_ms": lat, "latency_p10_ms": lat * 0.97, "latency_p90_ms": lat * 1.06, "imgsz": 256,
                "proxy_top1": top1 if objective == "proxy_top1" else None}
         if detector:
-            row.update(det_params=int(20e6 + macs / 60), det_macs=int(25e9 + 6 * macs), det_flops=int(2 * (25e9 + 6 * macs)),
+            row.update(det_params=int(20e6 + macs / 60), det_macs=int(25e9 + 6 * macs),
+                       det_flops=int(2 * (25e9 + 6 * macs)),
                        det_latency_ms=lat * 4 + 60)
         rows.append(row)
     return rows

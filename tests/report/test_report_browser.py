@@ -56,7 +56,7 @@ for(var i=0;i<ths.length;i++){if(ths[i].textContent.indexOf('latency ms')===0){c
 function column(){return Array.prototype.map.call(table.tBodies[0].rows,function(r){return r.cells[col].getAttribute('data-v');});}
 ths[col].click();out.asc=column();ths[col].click();out.desc=column();
 var pre=document.createElement('pre');pre.id='probe';pre.textContent=JSON.stringify(out);document.body.appendChild(pre);
-})();"""
+})();"""  # noqa: E501  (long lines inside this string: wrapping would change the script)
 
 
 def chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:

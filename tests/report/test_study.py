@@ -11,8 +11,15 @@ import pytest
 
 from nasbench.errors import UserError
 from nasbench.report.schema import column_doc
-from nasbench.report.study import (MIN_TRIALS_FOR_IMPORTANCE, load_study_data, mask_url, open_study, pareto_numbers,
-                                   report_dirname, _scrub)
+from nasbench.report.study import (
+    MIN_TRIALS_FOR_IMPORTANCE,
+    _scrub,
+    load_study_data,
+    mask_url,
+    open_study,
+    pareto_numbers,
+    report_dirname,
+)
 from tests.report.synthetic import make_study
 
 

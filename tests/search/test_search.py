@@ -69,7 +69,8 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
     # The RT-DETR references: rtdetr_l's row and the Pareto set's detector columns, timed together.
     baseline = study.user_attrs["baseline"]
     assert baseline["name"] == "rtdetr_l" and baseline["det_params"] > 30e6 and baseline["det_macs_delta_pct"] == 0
-    assert study.user_attrs["pareto_detector"] and all(d["det_macs"] > 0 for d in study.user_attrs["pareto_detector"].values())
+    assert study.user_attrs["pareto_detector"] and all(
+        d["det_macs"] > 0 for d in study.user_attrs["pareto_detector"].values())
     # Re-running the same command resumes: trials are added to the same study.
     res = cli(tmp_path, *args)
     assert res.exit_code == 0 and "3 earlier trial(s), resuming" in res.output
@@ -80,7 +81,8 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
 
 def test_infeasible_candidates_are_never_trained(tmp_path, monkeypatch) -> None:
     trained = []
-    monkeypatch.setattr(st.Search, "train", lambda self, spec, stop=None: trained.append(spec) or pytest.fail("trained"))
+    monkeypatch.setattr(st.Search, "train",
+                        lambda self, spec, stop=None: trained.append(spec) or pytest.fail("trained"))
     res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1us", "--trials", "4", "--study", "nf",
               "--no-presets")
     assert res.exit_code == 0, res.output
