@@ -59,7 +59,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nasbench.measure.cost import count_macs
+from nasbench.measure.cost import train_flops_per_image
 from nasbench.measure.latency import device_name
 from nasbench.proxy.augment import BatchAugmenter, choose_policy
 from nasbench.proxy.data import IMAGE_SUFFIXES, load_data
@@ -303,11 +303,6 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, *, size: int, reps: 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return 2 * size**3 * reps / (time.perf_counter() - start) / 1e12
-
-
-def train_flops_per_image(model: nn.Module, imgsz: int) -> int:
-    """Model FLOPs of one training image: forward + backward = 3 x forward (MFU convention)."""
-    return 3 * 2 * count_macs(model, imgsz)
 
 
 def main() -> None:

@@ -187,6 +187,10 @@ def summary_table(result: ProxyResult, model_name: str) -> Table:
         f"{result.label_smoothing:g}, {ema}",
         f"images/s: training steps only (decode and evaluations excluded); peak mem: {result.peak_mem_kind}",
     ]
+    if result.model_gflops_per_s is not None:
+        notes.append(f"model FLOPs: {result.model_gflops_per_s:,.1f} GFLOP/s of training = img/s x "
+                     f"{result.train_flops_per_image / 1e6:,.1f} MFLOP per image (3 x forward at {result.imgsz} px, "
+                     "the MFU convention)")
     if result.stopped_early:
         notes.append("stopped early by the callback")
     if result.diverged:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.errors import UserError
+from nasbench.measure.cost import train_flops_per_image
 from nasbench.proxy.augment import AUGMENTS, BatchAugmenter, choose_policy
 from nasbench.proxy.data import DataInfo, ProxyData, load_data
 
@@ -99,16 +100,25 @@ class ProxyResult:
     params: int
     threads: int
     torch_version: str
+    train_flops_per_image: int | None = None  # 3 x forward FLOPs at imgsz; None when uncountable
 
     @property
     def synthetic(self) -> bool:
         return self.data.synthetic
+
+    @property
+    def model_gflops_per_s(self) -> float | None:
+        """Model FLOPs per second of the training steps (MFU's numerator), in GFLOP/s."""
+        if self.train_flops_per_image is None or not math.isfinite(self.images_per_s):
+            return None
+        return self.train_flops_per_image * self.images_per_s / 1e9
 
     def curve_rows(self) -> list[dict[str, Any]]:
         return [asdict(p) for p in self.curve]
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k not in ("curve", "data")}
+        out["model_gflops_per_s"] = self.model_gflops_per_s
         out["curve"] = self.curve_rows()
         out["data"] = self.data.to_dict()
         return out
@@ -501,6 +511,7 @@ def train_proxy(
         params=sum(p.numel() for p in model.parameters()),
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
+        train_flops_per_image=_train_flops_or_none(model, out_size),
     )
 
 
@@ -525,6 +536,15 @@ def _backward_and_step(
     else:
         scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
         scaler.update()
+
+
+def _train_flops_or_none(model: nn.Module, imgsz: int) -> int | None:
+    """Training FLOPs per image, or None for a model the counter cannot run (it is extra
+    information: a finished training run must not fail on it)."""
+    try:
+        return train_flops_per_image(model, imgsz)
+    except Exception:
+        return None
 
 
 def _first_forward(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:

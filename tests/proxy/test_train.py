@@ -203,3 +203,14 @@ def test_mixing_keeps_targets_distributions() -> None:
     expected = (x.float() / 255 - 0.5) / 0.25
     torch.testing.assert_close(inputs, expected, atol=1e-5, rtol=0)
     assert torch.equal(targets.argmax(1), y) and np.isclose(targets.max().item(), 1.0)
+
+
+def test_reports_model_flops_per_second_from_a_hand_count(synthetic) -> None:
+    classes = synthetic.num_classes
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes))
+    result = train_proxy(model, synthetic, steps=4, batch=32, device="cpu", seed=0, evals=1)
+    forward_macs = 16 * 16 * 8 * (3 * 3 * 3) + 8 * classes  # the 3x3 conv at 16 px, then the head
+    assert result.train_flops_per_image == 3 * 2 * forward_macs  # forward + backward = 3 x forward
+    assert result.model_gflops_per_s == pytest.approx(result.train_flops_per_image * result.images_per_s / 1e9)
+    assert result.to_dict()["model_gflops_per_s"] == result.model_gflops_per_s
