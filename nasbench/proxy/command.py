@@ -32,7 +32,8 @@ from nasbench.proxy.data import load_data
 from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, plan_steps, train_proxy
 
 DEFAULT_STEPS = 300
-CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "lr", "elapsed_s", "data_kind", "synthetic")
+CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "val_images", "lr", "elapsed_s", "data_kind",
+               "synthetic")
 
 
 @click.command("train")
@@ -65,6 +66,9 @@ CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "lr", "elapsed_
 @click.option("--augment", type=click.Choice(AUGMENTS), default="auto", show_default=True,
               help="Crop policy: auto = pad-crop up to 64 px, random-resized-crop above.")
 @click.option("--evals", type=int, default=10, show_default=True, help="Evaluations on the val set (curve points).")
+@click.option("--probe-val", type=click.IntRange(min=1), default=None,
+              help="Score all but the last evaluation on this many val images, classes in turn "
+                   "[default: the whole val set every time].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: reports/train-<timestamp>/].")
 def train(
@@ -85,6 +89,7 @@ def train(
     label_smoothing: float,
     augment: str,
     evals: int,
+    probe_val: int | None,
     out: Path | None,
 ) -> None:
     """Train MODEL briefly (a proxy run) and report top-1, curve and throughput.
@@ -145,6 +150,7 @@ def train(
             label_smoothing=label_smoothing,
             augment=augment,
             evals=evals,
+            probe_val=probe_val,
             progress=on_step,
         )
 
@@ -262,7 +268,7 @@ def curve_csv(result: ProxyResult) -> str:
     writer.writerow(CSV_COLUMNS)
     for p in result.curve:
         writer.writerow([
-            p.step, f"{p.train_loss:.6g}", f"{p.val_loss:.6g}", f"{p.val_top1:.4g}", f"{p.lr:.6g}",
+            p.step, f"{p.train_loss:.6g}", f"{p.val_loss:.6g}", f"{p.val_top1:.4g}", p.val_images, f"{p.lr:.6g}",
             f"{p.elapsed_s:.3f}", result.data.kind, str(result.data.synthetic).lower(),
         ])
     return buf.getvalue()

@@ -28,7 +28,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class CurvePoint:
     val_top1: float  # %, on the val set
     lr: float  # learning rate at this step
     elapsed_s: float  # since the start of training (data loading excluded)
+    val_images: int | None = None  # how many val images this evaluation used (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -264,25 +265,46 @@ def batch_indices(n: int, batch: int, gen: torch.Generator, dev: torch.device) -
             yield order[start : start + batch]
 
 
+def stratified_subset(labels: torch.Tensor, count: int, num_classes: int) -> torch.Tensor:
+    """Indices of ``count`` images, the classes taken in turn (every class's first image in
+    stored order, then every class's second, ...), in ascending order.
+
+    No randomness: every candidate of a search is scored on the same images, so its
+    intermediate values stay comparable with the other trials' for pruning.
+    """
+    n = labels.shape[0]
+    if count >= n:
+        return torch.arange(n, device=labels.device)
+    by_class = torch.argsort(labels, stable=True)
+    sorted_labels = labels[by_class]
+    per_class = torch.bincount(sorted_labels, minlength=num_classes)
+    first_of_class = torch.cumsum(per_class, 0) - per_class
+    rank_in_class = torch.arange(n, device=labels.device) - first_of_class[sorted_labels]
+    turn_order = torch.argsort(rank_in_class * num_classes + sorted_labels)
+    return by_class[turn_order[:count]].sort().values
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    data: ProxyData,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    num_classes: int,
     augmenter: BatchAugmenter,
     batch: int,
     amp_dtype: torch.dtype | None,
 ) -> tuple[float, float, float]:
-    """(mean cross-entropy, top-1 %, top-5 %) on the whole val set."""
+    """(mean cross-entropy, top-1 %, top-5 %) on the images given (uint8) and their labels."""
     was_training = model.training
     model.eval()
-    dev = data.device
-    k = min(5, data.num_classes)
+    dev = val_x.device
+    k = min(5, num_classes)
     loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
     hits1 = torch.zeros((), device=dev, dtype=torch.int64)
     hits5 = torch.zeros((), device=dev, dtype=torch.int64)
-    for start in range(0, data.val_x.shape[0], batch):
-        x = augmenter.eval_batch(data.val_x[start : start + batch])
-        y = data.val_y[start : start + batch]
+    for start in range(0, val_x.shape[0], batch):
+        x = augmenter.eval_batch(val_x[start : start + batch])
+        y = val_y[start : start + batch]
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x)
         logits = logits.float()
@@ -291,7 +313,7 @@ def evaluate(
         hits1 += hit[:, 0].sum()
         hits5 += hit.any(dim=1).sum()
     model.train(was_training)
-    n = data.val_x.shape[0]
+    n = val_x.shape[0]
     return loss_sum.item() / n, 100.0 * hits1.item() / n, 100.0 * hits5.item() / n
 
 
@@ -363,6 +385,7 @@ def train_proxy(
     augment: str = "auto",
     evals: int = 10,
     eval_batch: int | None = None,
+    probe_val: int | None = None,
     val_split: float = 0.1,
     callback: StopCallback | None = None,
     progress: ProgressHook | None = None,
@@ -376,7 +399,11 @@ def train_proxy(
     is a fraction of the steps; ``mixup``/``cutmix`` are Beta alphas (0 = off); ``ema``
     is True or a decay. ``callback(step, val_top1)`` runs after each intermediate
     evaluation (``evals`` in all, the last at the end) and stops the run by returning
-    True. The model is left in eval mode, holding the EMA weights when EMA is on.
+    True. ``probe_val`` (None = off) scores the intermediate evaluations on that many val
+    images, classes in turn, the same for every call: for a search they only steer
+    pruning, and the val set can be many times the size of the training the proxy does.
+    The last evaluation, which gives ``top1``, always uses the whole val set. The model is
+    left in eval mode, holding the EMA weights when EMA is on.
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -386,6 +413,8 @@ def train_proxy(
         steps = 300
     if steps is not None and steps < 1:  # checked before any data is decoded
         raise UserError(f"--steps must be at least 1, got {steps}")
+    if probe_val is not None and probe_val < 1:
+        raise UserError(f"probe_val must be at least 1 image, got {probe_val}")
     for name, value in (("--lr", lr), ("--evals", evals)):
         if value <= 0:
             raise UserError(f"{name} must be positive, got {value}")
@@ -424,6 +453,12 @@ def train_proxy(
     warmup_steps = round(warmup * total)
     evaluate_at = set(eval_steps(total, evals))
     last_eval = max(evaluate_at)
+    n_val = data.val_y.shape[0]
+    if probe_val is None or probe_val >= n_val:
+        probe_x, probe_y = data.val_x, data.val_y
+    else:
+        probe = stratified_subset(data.val_y, probe_val, data.num_classes)
+        probe_x, probe_y = data.val_x[probe], data.val_y[probe]
     order_gen = torch.Generator(device=dev).manual_seed(seed)
     batches = batch_indices(data.train_x.shape[0], batch, order_gen, dev)
     autocast = torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
@@ -459,8 +494,10 @@ def train_proxy(
                 _sync(dev)
                 train_s += time.perf_counter() - segment_start
                 train_loss = loss_sum.item() / losses_since_eval
-                val_loss, top1, top5 = evaluate(scored, data, augmenter, eval_batch or 2 * batch, amp_dtype)
-                point = CurvePoint(step, train_loss, val_loss, top1, rate, train_s)
+                val_x, val_y = (data.val_x, data.val_y) if step == last_eval else (probe_x, probe_y)
+                val_loss, top1, top5 = evaluate(scored, val_x, val_y, data.num_classes, augmenter,
+                                                eval_batch or 2 * batch, amp_dtype)
+                point = CurvePoint(step, train_loss, val_loss, top1, rate, train_s, val_x.shape[0])
                 curve.append(point)
                 loss_sum.zero_()
                 losses_since_eval = 0
@@ -476,6 +513,10 @@ def train_proxy(
             elif progress is not None:
                 progress(step, total, None)
 
+    if curve[-1].val_images != n_val and not diverged:  # stopped early on a probe score
+        val_loss, top1, top5 = evaluate(scored, data.val_x, data.val_y, data.num_classes, augmenter,
+                                        eval_batch or 2 * batch, amp_dtype)
+        curve[-1] = replace(curve[-1], val_loss=val_loss, val_top1=top1, val_images=n_val)
     if weight_ema is not None:
         model.load_state_dict(weight_ema.module.state_dict())
     model.eval()

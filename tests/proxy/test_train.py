@@ -14,7 +14,7 @@ from torch import nn
 from nasbench.errors import UserError
 from nasbench.proxy.augment import BatchAugmenter, choose_policy, pad_crop_flip, random_resized_crop_flip
 from nasbench.proxy.data import load_data, make_synthetic
-from nasbench.proxy.train import eval_steps, lr_at, train_proxy
+from nasbench.proxy.train import eval_steps, lr_at, stratified_subset, train_proxy
 
 SHARED_DATA = (Path(__file__).parents[2] / ".." / "shared" / "data").resolve()
 CIFAR_SMALL = SHARED_DATA / "cifar10-small"
@@ -121,6 +121,7 @@ def test_schedule_and_eval_steps() -> None:
         ({"amp": "fp16"}, "--amp fp16 needs a GPU"),
         ({"augment": "cutout"}, "unknown augment 'cutout'"),
         ({"lr": 0}, "--lr must be positive"),
+        ({"probe_val": 0}, "probe_val must be at least 1 image"),
     ],
 )
 def test_bad_arguments_raise_one_line(synthetic, kwargs, message) -> None:
@@ -214,3 +215,35 @@ def test_reports_model_flops_per_second_from_a_hand_count(synthetic) -> None:
     assert result.train_flops_per_image == 3 * 2 * forward_macs  # forward + backward = 3 x forward
     assert result.model_gflops_per_s == pytest.approx(result.train_flops_per_image * result.images_per_s / 1e9)
     assert result.to_dict()["model_gflops_per_s"] == result.model_gflops_per_s
+
+
+def test_probe_subset_takes_the_classes_in_turn() -> None:
+    labels = torch.tensor([2, 0, 0, 1, 0, 1, 2])
+    # first of each class (1, 3, 0), then the second of each (2, 5, 6), then class 0's third
+    assert stratified_subset(labels, 4, 3).tolist() == [0, 1, 2, 3]
+    assert stratified_subset(labels, 6, 3).tolist() == [0, 1, 2, 3, 5, 6]
+    assert stratified_subset(labels, 3, 3).tolist() == [0, 1, 3]
+    assert stratified_subset(labels, 99, 3).tolist() == list(range(7))
+
+
+def test_probe_scores_intermediate_points_only_and_changes_no_training(synthetic) -> None:
+    def run(probe_val):
+        return train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, steps=12, batch=16, device="cpu",
+                           evals=3, probe_val=probe_val)
+
+    whole, probed = run(None), run(40)
+    assert [p.val_images for p in whole.curve] == [64, 64, 64]
+    assert [p.val_images for p in probed.curve] == [40, 40, 64]
+    # evaluation touches no weights or random draws: same training, same final score
+    assert [p.train_loss for p in probed.curve] == [p.train_loss for p in whole.curve]
+    assert (probed.top1, probed.top5, probed.val_loss) == (whole.top1, whole.top5, whole.val_loss)
+
+
+def test_early_stop_on_a_probe_score_ends_on_the_whole_val_set(synthetic) -> None:
+    def run(probe_val):
+        return train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, steps=12, batch=16, device="cpu",
+                           evals=3, probe_val=probe_val, callback=lambda step, top1: True)
+
+    whole, probed = run(None), run(40)
+    assert probed.stopped_early and probed.steps_done == 4 and probed.curve[-1].val_images == 64
+    assert (probed.top1, probed.val_loss) == (whole.top1, whole.val_loss)
