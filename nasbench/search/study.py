@@ -275,11 +275,11 @@ class Search:
         return self.train_trial(trial, spec)
 
     def train_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec) -> float:
-        pruned = {"flag": False}
+        pruned = {"flag": False, "top1": float("nan")}
 
         def stop(step: int, top1: float) -> bool:
             trial.report(top1, step)
-            pruned["flag"] = trial.should_prune()
+            pruned["flag"], pruned["top1"] = trial.should_prune(), top1
             return pruned["flag"]
 
         result = self.train(spec, stop)
@@ -290,8 +290,8 @@ class Search:
         trial.set_user_attr("proxy_curve", [{"step": p.step, "val_top1": p.val_top1, "val_loss": p.val_loss,
                                              "val_images": p.val_images} for p in result.curve])
         if pruned["flag"]:
-            trial.set_user_attr("reason",
-                                f"pruned at step {result.steps_done}: top-1 {result.top1:.1f}% below the median")
+            trial.set_user_attr("reason", f"pruned at step {result.steps_done}: top-1 {pruned['top1']:.1f}% on the "
+                                          f"probe images, below the median ({result.top1:.1f}% on the whole val set)")
             raise optuna.TrialPruned()
         if result.diverged:
             trial.set_user_attr("reason", "proxy training diverged (non-finite loss)")

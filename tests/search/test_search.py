@@ -120,6 +120,11 @@ def test_proxy_training_trials_and_presets(tmp_path) -> None:
     assert done and all(t.user_attrs["feasible"] for t in done)
     assert all(0.0 <= t.value <= 100.0 and t.value == t.user_attrs["proxy_top1"] for t in done)
     assert study.user_attrs["proxy"]["synthetic"] is True
+    # pruning points score the probe, the objective the whole val set (synthetic: 2,000 images)
+    proxy = study.user_attrs["proxy"]
+    assert (proxy["val_images"], proxy["probe_val_images"]) == (2000, st.PROBE_VAL_IMAGES) == (2000, 1000)
+    for t in done:
+        assert [p["val_images"] for p in t.user_attrs["proxy_curve"]] == [1000] * 5 + [2000]
     assert "proxy_top1" in study.user_attrs["presets"][0]
     assert "SYNTHETIC" in res.output
 
