@@ -414,6 +414,10 @@ def methodology_notes(data: StudyData) -> list[str]:
                      f"{as_text(proxy.get('imgsz'))} px, batch {as_text(proxy.get('batch'))}, "
                      f"seed {as_text(proxy.get('seed'))}. "
                      "proxy_top1 is top-1 accuracy on that task's validation split, in %.")
+        probe, whole = proxy.get("probe_val_images"), proxy.get("val_images")
+        if probe and whole and probe < whole:
+            notes.append(f"Pruning compared intermediate top-1 on a fixed, class-balanced {probe:,} of the "
+                         f"{whole:,} validation images; the final proxy_top1 always uses all {whole:,}.")
         if proxy.get("synthetic"):
             notes.append("The proxy data was SYNTHETIC (generated, not real images). proxy_top1 only says how fast "
                          "a candidate learns a toy task; it says nothing about ImageNet or COCO accuracy.")

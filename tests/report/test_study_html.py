@@ -182,3 +182,12 @@ def test_report_command(tmp_path, monkeypatch):
 def test_report_command_never_shows_a_password(tmp_path):
     result = run(["report", "x", "--storage", "postgresql://bob:hunter2@127.0.0.1:1/nas", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "hunter2" not in result.output and "bob:***@" in result.output
+
+
+def test_notes_say_when_pruning_used_a_probe_of_the_val_set(proxy_study):
+    data = load_study_data(proxy_study)
+    assert not any("class-balanced" in n for n in study_html.methodology_notes(data))  # older studies: no key
+    data.attrs["proxy"] = {**data.attrs["proxy"], "val_images": 10000, "probe_val_images": 1000}
+    notes = [n for n in study_html.methodology_notes(data) if "class-balanced" in n]
+    assert notes == ["Pruning compared intermediate top-1 on a fixed, class-balanced 1,000 of the 10,000 validation "
+                     "images; the final proxy_top1 always uses all 10,000."]
