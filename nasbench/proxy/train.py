@@ -459,6 +459,9 @@ def train_proxy(
     else:
         probe = stratified_subset(data.val_y, probe_val, data.num_classes)
         probe_x, probe_y = data.val_x[probe], data.val_y[probe]
+
+    def score(val_x: torch.Tensor, val_y: torch.Tensor) -> tuple[float, float, float]:
+        return evaluate(scored, val_x, val_y, data.num_classes, augmenter, eval_batch or 2 * batch, amp_dtype)
     order_gen = torch.Generator(device=dev).manual_seed(seed)
     batches = batch_indices(data.train_x.shape[0], batch, order_gen, dev)
     autocast = torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
@@ -495,8 +498,7 @@ def train_proxy(
                 train_s += time.perf_counter() - segment_start
                 train_loss = loss_sum.item() / losses_since_eval
                 val_x, val_y = (data.val_x, data.val_y) if step == last_eval else (probe_x, probe_y)
-                val_loss, top1, top5 = evaluate(scored, val_x, val_y, data.num_classes, augmenter,
-                                                eval_batch or 2 * batch, amp_dtype)
+                val_loss, top1, top5 = score(val_x, val_y)
                 point = CurvePoint(step, train_loss, val_loss, top1, rate, train_s, val_x.shape[0])
                 curve.append(point)
                 loss_sum.zero_()
@@ -514,8 +516,7 @@ def train_proxy(
                 progress(step, total, None)
 
     if curve[-1].val_images != n_val and not diverged:  # stopped early on a probe score
-        val_loss, top1, top5 = evaluate(scored, data.val_x, data.val_y, data.num_classes, augmenter,
-                                        eval_batch or 2 * batch, amp_dtype)
+        val_loss, top1, top5 = score(data.val_x, data.val_y)
         curve[-1] = replace(curve[-1], val_loss=val_loss, val_top1=top1, val_images=n_val)
     if weight_ema is not None:
         model.load_state_dict(weight_ema.module.state_dict())
