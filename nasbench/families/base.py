@@ -56,6 +56,15 @@ def fuse_for_deploy(model: nn.Module) -> nn.Module:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A preset's published ImageNet-1k top-1: the ground truth accuracy estimates are judged by."""
+
+    top1: float  # %
+    imgsz: int  # eval resolution in px
+    source: str
+
+
+@dataclass(frozen=True)
 class Family:
     """Everything the zoo needs to know about one family."""
 
@@ -68,6 +77,8 @@ class Family:
     # Preset-independent notes shown by `nasbench models --family X` (units, conventions).
     notes: str = ""
     has_deploy_form: bool = False
+    # preset name -> its published ImageNet-1k top-1 (only presets that have one)
+    published: Mapping[str, Published] = field(default_factory=dict)
 
     def knob_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config_cls)]
@@ -106,4 +117,4 @@ def config_from_dict(config_cls: type, knobs: Mapping[str, Any], base: Any | Non
     return config_cls(**values)
 
 
-__all__ = ["Backbone", "Family", "fuse_for_deploy", "config_to_dict", "config_from_dict", "field"]
+__all__ = ["Backbone", "Family", "Published", "fuse_for_deploy", "config_to_dict", "config_from_dict", "field"]

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.families.base import Backbone, Family
+from nasbench.families.base import Backbone, Family, Published
 from nasbench.families.layers import ConvNormAct, SqueezeExcite
 
 
@@ -371,6 +371,12 @@ PRESETS: dict[str, EfficientViTConfig] = {
     "efficientvit_m5": _preset((192, 288, 384), (1, 3, 4), (3, 3, 4), (7, 5, 3, 3)),
 }
 
+# Published ImageNet-1k top-1 at 224 px (Cream EfficientViT/classification/README.md).
+PUBLISHED = {
+    name: Published(top1, 224, "EfficientViT paper (CVPR 2023), Cream EfficientViT/classification README")
+    for name, top1 in zip(PRESETS, (63.2, 68.4, 70.8, 73.4, 74.3, 77.1))
+}
+
 _NOTES = (
     "Feature levels are the three stage outputs at strides 16/32/64 (patch_size=16): a "
     "detector's P5 is stride 64. patch_size=8 (last patch-embed conv stride 1, as in Cream's "
@@ -391,5 +397,6 @@ FAMILIES = [
         description="EfficientViT-M (Microsoft, CVPR 2023): sandwich blocks with cascaded group attention",
         notes=_NOTES,
         has_deploy_form=True,
+        published=PUBLISHED,
     ),
 ]

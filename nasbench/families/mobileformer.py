@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.families.base import Backbone, Family
+from nasbench.families.base import Backbone, Family, Published
 from nasbench.families.layers import ConvNormAct, fold_bn
 
 BLOCK_TYPES = ("dna", "dna3")
@@ -535,6 +535,12 @@ PRESETS: dict[str, MobileFormerConfig] = {
     "mobileformer_508m": _preset(_ROWS_508M, stem=24, tokens=6, token_dim=192, head_hidden=1920, drop_rate=0.3),
 }
 
+# Published ImageNet-1k top-1 at 224 px (Mobile-Former paper, CVPR 2022; AAboys/MobileFormer README).
+PUBLISHED = {
+    name: Published(top1, 224, "Mobile-Former paper (CVPR 2022), AAboys/MobileFormer README")
+    for name, top1 in zip(PRESETS, (64.0, 68.7, 72.8, 75.2, 76.7, 77.9, 79.3))
+}
+
 FAMILIES = [
     Family(
         name="mobileformer",
@@ -549,5 +555,6 @@ FAMILIES = [
             "Feature levels: Mobile-path outputs at strides 8/16/32. Deploy form folds every BN."
         ),
         has_deploy_form=True,
+        published=PUBLISHED,
     )
 ]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.families.base import Backbone, Family
+from nasbench.families.base import Backbone, Family, Published
 from nasbench.families.layers import ClassifierHead, ConvNormAct, make_divisible
 
 
@@ -370,6 +370,18 @@ PRESETS_V2 = {
     for w in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 }
 
+# Published ImageNet-1k top-1 at 256 px (ml-cvnets docs/source/en/general/README-model-zoo.md;
+# v1 also the MobileViT paper, ICLR 2022).
+PUBLISHED = {
+    "mobilevit_xxs": Published(69.0, 256, "MobileViT paper (ICLR 2022), ml-cvnets model zoo"),
+    "mobilevit_xs": Published(74.8, 256, "MobileViT paper (ICLR 2022), ml-cvnets model zoo"),
+    "mobilevit_s": Published(78.4, 256, "MobileViT paper (ICLR 2022), ml-cvnets model zoo"),
+}
+PUBLISHED_V2 = {
+    name: Published(top1, 256, "ml-cvnets model zoo (MobileViTv2, ImageNet-1k)")
+    for name, top1 in zip(PRESETS_V2, (70.18, 75.56, 78.09, 79.65, 80.38, 80.84, 81.17))
+}
+
 _NOTES = ("MACs count conv/linear/attention matmuls (SDPA included); "
           "P5 is {p5}. Inputs whose stage maps are not patch multiples are resized inside the block.")
 
@@ -382,6 +394,7 @@ FAMILIES = [
         native_imgsz=256,
         description="MobileViT v1 (Apple ml-cvnets): MV2 + patch-wise MHSA transformer blocks",
         notes=_NOTES.format(p5="the final 1x1 expansion conv (min(4*C5, 960) channels)"),
+        published=PUBLISHED,
     ),
     Family(
         name="mobilevitv2",
@@ -391,5 +404,6 @@ FAMILIES = [
         native_imgsz=256,
         description="MobileViT v2 (Apple ml-cvnets): MV2 + separable linear self-attention",
         notes=_NOTES.format(p5="the L5 stage output (512 x width channels)"),
+        published=PUBLISHED_V2,
     ),
 ]
