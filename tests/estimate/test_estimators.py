@@ -1,0 +1,113 @@
+"""Estimators: the stored reference table, out-of-sample fits, the default, user factories."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nasbench import zoo
+from nasbench.errors import UserError
+from nasbench.estimate import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    estimate_model,
+    estimate_spec,
+    estimator_validity,
+    get_estimator,
+)
+from nasbench.estimate import estimators as est
+from nasbench.estimate.reference import published_presets, reference_rows, signal_row
+from nasbench.estimate.signals import COST_SIGNALS, SIGNALS
+
+
+def test_every_published_preset_is_in_the_reference_table() -> None:
+    rows = reference_rows()
+    assert [r.name for r in rows] == published_presets()
+    assert len(rows) == 31
+    assert all(set(SIGNALS) <= set(r.signals) for r in rows)
+    assert {r.name: r.top1 for r in rows}["volo_d1"] == 84.2  # the truth comes from the family module
+
+
+def test_stored_signals_match_a_fresh_computation() -> None:
+    stored = next(r for r in reference_rows() if r.name == "efficientvit_m0")
+    values, _seconds = signal_row("efficientvit_m0")
+    for name in SIGNALS:
+        tol = 0.0 if name in COST_SIGNALS else 1e-3
+        assert values[name] == pytest.approx(stored.signals[name], rel=tol, abs=1e-9), name
+
+
+def test_the_default_is_the_lowest_leave_one_family_out_error_among_the_candidates() -> None:
+    assert est.select_default() == DEFAULT_ESTIMATOR
+    assert get_estimator("default").name == DEFAULT_ESTIMATOR
+
+
+def test_fitted_figures_are_out_of_sample(monkeypatch) -> None:
+    """Changing one family's published numbers changes no prediction of that family."""
+    rows = list(reference_rows())
+    shifted = [dataclasses.replace(r, top1=r.top1 - 10.0) if r.family == "volo" else r for r in rows]
+    default = get_estimator("default")
+    before = dict(zip([r.name for r in rows], default.reference_values(rows)))
+    after = dict(zip([r.name for r in rows], default.reference_values(shifted)))
+    for r in rows:
+        if r.family == "volo":
+            assert after[r.name] == pytest.approx(before[r.name])
+        else:
+            assert after[r.name] != pytest.approx(before[r.name])
+
+
+def test_a_preset_estimate_leaves_its_own_family_out() -> None:
+    spec = zoo.resolve("mobilevit_xxs")
+    default = get_estimator("default")
+    result = estimate_spec(spec, spec.native_imgsz, default)
+    stored = next(r for r in reference_rows() if r.name == "mobilevit_xxs")
+    expected = default.excluding("mobilevit").predict(stored.signals)
+    assert result.top1 == pytest.approx(expected, abs=0.05)
+    assert result.top1 != pytest.approx(default.predict(stored.signals), abs=1e-3)
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, 2, 1, groups=16), nn.BatchNorm2d(32), nn.GELU())
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean((2, 3)))
+
+
+def test_every_estimator_answers_for_a_model_that_is_in_no_table() -> None:
+    for name, estimator in ESTIMATORS.items():
+        torch.manual_seed(0)
+        result = estimate_model(TinyNet(), 64, estimator)
+        assert result.estimator == name and math.isfinite(result.value) and result.seconds >= 0
+        assert (result.top1 is not None) == estimator.calibrated
+    default = estimate_model(TinyNet(), 64)
+    # 1,194 parameters at 64 px: far below every preset, so the fit extrapolates and says so; never below chance
+    assert 0.1 <= default.top1 < 60.0
+    assert set(default.details) == {*get_estimator("default").signals, "outside_reference"}
+    assert default.details["outside_reference"] >= 2
+
+
+def test_the_estimate_leaves_the_model_unchanged() -> None:
+    torch.manual_seed(0)
+    net = TinyNet().eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    estimate_model(net, 64, "zico")
+    assert not net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_unknown_estimator_names_the_choices() -> None:
+    with pytest.raises(UserError, match="unknown estimator 'zicoo'; did you mean zico"):
+        get_estimator("zicoo")
+
+
+def test_validity_of_cost_baselines_matches_the_issue() -> None:
+    macs = estimator_validity(ESTIMATORS["macs"])
+    assert (macs.n, macs.pairs_total, macs.pairs_right) == (31, 35, 18)
+    assert macs.tau == pytest.approx(0.71, abs=0.005)
