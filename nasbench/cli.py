@@ -64,7 +64,9 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
     Params are given for the training form (what most papers quote) and the deploy
     form (BN folded, re-parameterised branches merged: what gets timed). MACs are of
     the deploy form, from the same counter as `compare`, run on the meta device (no
-    weights are allocated).
+    weights are allocated). "published top-1" is the paper's ImageNet-1k top-1 at its
+    eval resolution (sources listed under the table): the ground truth nasbench's
+    accuracy estimators are judged by.
     """
     from rich.table import Table
 
@@ -79,12 +81,18 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
                         else f" (known: {', '.join(sorted(families))})"))
     table = Table(title="nasbench presets", header_style="bold")
     cost_headers = ("params M (train form)", "params M (deploy)", "MACs G", "FLOPs G (2×MACs)")
-    for header in ("preset", "family", "native imgsz px") + (() if no_cost else cost_headers):
+    headers = ("preset", "family", "native imgsz px", "published top-1 % (@px)") + (() if no_cost else cost_headers)
+    for header in headers:
         table.add_column(header, justify="left" if header in ("preset", "family") else "right")
+    sources: dict[str, list[str]] = {}
     for name, (fam, cfg) in zoo.all_presets().items():
         if family_filter and fam.name != family_filter:
             continue
-        cells = [name, fam.name, str(fam.native_imgsz)]
+        record = fam.published.get(name)
+        if record is not None:
+            sources.setdefault(record.source, []).append(name)
+        published = "—" if record is None else f"{record.top1:.2f} (@{record.imgsz})"
+        cells = [name, fam.name, str(fam.native_imgsz), published]
         if not no_cost:
             model = zoo.build_for_counting(fam, cfg)
             train_params, _ = count_params(model)
@@ -92,6 +100,32 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
             cells += [f"{train_params / 1e6:.3f}", f"{cost.params / 1e6:.3f}", f"{cost.macs / 1e9:.3f}",
                       f"{cost.flops / 1e9:.3f}"]
         table.add_row(*cells)
+    console.print(table)
+    for source, names in sources.items():
+        console.print(f"published top-1 of {', '.join(names)}: {source}", highlight=False, markup=False)
+
+
+@main.command("estimators")
+def estimators_cmd() -> None:
+    """List the accuracy estimators with their figures against the published presets.
+
+    Fitted estimators are scored leave-one-family-out (each family predicted by a fit on
+    the others); the rest as rankings. Full table, timings and held-out models:
+    benchmarks/results/accuracy_validity_cpu.md.
+    """
+    from rich.table import Table
+
+    from nasbench.estimate import DEFAULT_ESTIMATOR, ESTIMATORS, estimator_validity
+
+    table = Table(title="nasbench accuracy estimators", header_style="bold")
+    for header in ("estimator", "kind", "what", "Kendall tau", "min tau in a family", "matched-cost pairs",
+                   "MAE points (LOFO)"):
+        table.add_column(header, justify="left" if header in ("estimator", "kind", "what") else "right")
+    for name, estimator in ESTIMATORS.items():
+        v = estimator_validity(estimator)
+        table.add_row(name + (" (default)" if name == DEFAULT_ESTIMATOR else ""), estimator.kind,
+                      estimator.description, f"{v.tau:.3f}", f"{v.min_family_tau:.2f}",
+                      f"{v.pairs_right}/{v.pairs_total}", "—" if v.mae is None else f"{v.mae:.2f}")
     console.print(table)
 
 
@@ -132,12 +166,15 @@ def _timing_options(f):
                    "60 s).")
 @click.option("--det-imgsz", type=click.IntRange(min=32), default=640, show_default=True,
               help="Input size in px for the --detector columns.")
+@click.option("--estimate", "estimator", is_flag=False, flag_value="default", default=None, metavar="[ESTIMATOR]",
+              help="Add an estimated ImageNet top-1 (est_top1) from the validated default estimator, or from the "
+                   "named one (see `nasbench estimators`). Presets show their published top-1 beside it.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the CSV here.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report directory [default: reports/compare-<timestamp>/].")
 def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, runs, warmup, time_limit,
-                no_fuse, no_crosscheck, by_module, detector, det_imgsz, csv_path, out_dir) -> None:
+                no_fuse, no_crosscheck, by_module, detector, det_imgsz, estimator, csv_path, out_dir) -> None:
     """Measure MODELS side by side: params, MACs (+ fvcore/thop cross-checks), latency.
 
     MODELS are preset names (`nasbench models`), config files (.yaml/.json with
@@ -160,13 +197,17 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     command = click.get_current_context().find_root().invoked_subcommand or "compare"  # or "baseline"
     out_dir = out_dir or timestamped_dir(DEFAULT_REPORTS, command)
     ensure_writable_dir(out_dir, "report directory")  # fail before measuring, not after
+    if estimator is not None:
+        from nasbench.estimate import get_estimator
+
+        get_estimator(estimator)  # an unknown name fails before any work
     if csv_path is not None:
         ensure_writable_file(csv_path, "CSV file")
     opts = CompareOptions(
         imgsz=imgsz, batch=batch, device=device, dtype=dtype, channels_last=channels_last, threads=threads,
         fuse=not no_fuse, crosscheck=not no_crosscheck,
         plan=TimingPlan(warmup=warmup, runs=runs, rounds=min(5, runs), time_limit_s=time_limit),
-        detector=detector, det_imgsz=det_imgsz,
+        detector=detector, det_imgsz=det_imgsz, estimator=estimator,
     )
     with err_console.status("measuring") as status:
         frame = compare_models(list(models), opts, log=lambda s: status.update(s))
@@ -192,6 +233,10 @@ def _print_context(frame) -> None:
         + ("\n[yellow]time limit reached: fewer runs than asked (see latency_runs)[/]" if limited else ""),
         highlight=False,
     )
+    if "estimator" in frame.columns:
+        from nasbench.estimate import validity_line
+
+        console.print(f"estimate: {validity_line(frame['estimator'].iloc[0])}", highlight=False, markup=False)
     if "det_timing_what" in frame.attrs:
         console.print(f"detector: {frame.attrs['det_timing_what']}; Δ % = 100 × (value / rtdetr_l's − 1)"
                       + ("\n[yellow]detector time limit reached: fewer runs (see det_latency_runs)[/]"
@@ -235,7 +280,7 @@ def baseline_cmd(ctx: click.Context, **options) -> None:
     det_* columns: the whole detector at --det-imgsz) and writes the same report files.
     On a CPU the detector timing is capped at 1 warm-up, 5 runs, 60 s.
     """
-    ctx.invoke(compare_cmd, models=("rtdetr_l",), detector=True, by_module=False, **options)
+    ctx.invoke(compare_cmd, models=("rtdetr_l",), detector=True, by_module=False, estimator=None, **options)
 
 
 def _register_commands() -> None:

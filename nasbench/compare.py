@@ -38,6 +38,7 @@ class CompareOptions:
     plan: TimingPlan = field(default_factory=TimingPlan)
     detector: bool = False  # also measure each backbone inside RT-DETR, with an rtdetr_l row
     det_imgsz: int = 640
+    estimator: str | None = None  # add est_* columns from this accuracy estimator ("default" = the validated one)
 
 
 @dataclass
@@ -90,6 +91,33 @@ def measure_cost(cand: Candidate) -> Cost:
     except Exception as exc:  # a user model that cannot take this input
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"model '{cand.label}' failed on a 1x3x{cand.imgsz}x{cand.imgsz} input: {line}") from None
+
+
+def published_columns(cand: Candidate) -> dict:
+    """The published ImageNet top-1 of a preset (empty for anything else)."""
+    from nasbench.estimate import published_for
+
+    record = published_for(cand.spec.name) if cand.spec.source == "preset" else None
+    return {} if record is None else {"published_top1": record.top1, "published_imgsz": record.imgsz}
+
+
+def estimate_columns(cand: Candidate, estimator: str, log: Log) -> dict:
+    """est_* columns of one candidate: a freshly built (training-form) copy of it is estimated."""
+    from nasbench.estimate import estimate_spec, get_estimator
+
+    chosen = get_estimator(estimator)
+    log(f"estimating {cand.label} ({chosen.name})")
+    if cand.spec.name == det.BASELINE:
+        return {"estimator": chosen.name}  # the detector yardstick is not a classifier
+    try:
+        result = estimate_spec(cand.spec, cand.imgsz, chosen)
+    except UserError:
+        raise
+    except Exception as exc:  # a user model the scores cannot run (no logits, odd outputs)
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot estimate '{cand.label}' with {chosen.name}: {line}") from None
+    return {"estimator": result.estimator, "est_top1": result.top1,
+            "est_score": None if result.calibrated else result.value, "est_seconds": result.seconds}
 
 
 def model_configs(candidates: list[Candidate]) -> dict[str, dict]:
@@ -148,6 +176,8 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
         raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {line}") from None
 
     detectors = det.time_detectors(dets, baseline_label, det_opts, log) if opts.detector else None
+    # after all timing: estimating allocates and frees much memory, which would change later timings
+    estimates = {c.label: estimate_columns(c, opts.estimator, log) for c in candidates} if opts.estimator else {}
 
     rows = []
     for c in candidates:
@@ -181,6 +211,8 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
             "time_limited": t.time_limited,
             "counter": c.cost.counter,
             **(detectors.rows[c.label] if detectors else {}),
+            **published_columns(c),
+            **estimates.get(c.label, {}),
         })
     frame = pd.DataFrame(rows)
     for col in ("macs_fvcore", "macs_thop", "det_macs_thop_x2"):

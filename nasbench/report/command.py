@@ -45,14 +45,18 @@ def summary_lines(data: StudyData) -> list[str]:
         + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
         + (f", {c['running']} still running" if c["running"] else ""),
         f"objective {objective_name(a)}"
+        + (f" ({a.get('objective_label')}, estimator {a.get('estimator')})" if objective_name(a) == "estimate" else "")
         + (f", latency budget {budget:g} ms" if isinstance(budget, (int, float)) else "")
         + f", on {a.get('device_name', '?')} ({a.get('device', '?')}, {a.get('dtype', '?')}, "
         f"{a.get('threads', '?')} threads)",
     ]
     proxy = a.get("proxy")
+    validity = (a.get("objective_validity") or {}).get("line")
+    if validity:
+        lines.append(f"objective validity: {validity}")
     if proxy and proxy.get("synthetic"):
         lines.append("proxy data was SYNTHETIC: proxy top-1 ranks candidates, it is not an accuracy estimate")
-    elif not proxy:
+    elif not proxy and objective_name(a) == "macs":
         lines.append("cost-only search: no candidate was trained (objective = MACs under the budget)")
     return lines
 
@@ -66,8 +70,8 @@ def summary_lines(data: StudyData) -> list[str]:
 def report(study_name: str, storage: str, out_dir: Path | None) -> None:
     """Write the report of search STUDY: index.html (self-contained, works offline), trials.csv, pareto.csv.
 
-    The page shows the Pareto front (latency in ms vs proxy top-1 in %, or vs MACs
-    for cost-only searches) with the named presets and rtdetr-l, MACs vs latency by
+    The page shows the Pareto front (latency in ms vs the objective: estimated top-1 in
+    %, proxy top-1 in %, or MACs for cost-only searches) with the named presets and rtdetr-l, MACs vs latency by
     family, the optimisation history, knob importances, every trial, and each Pareto
     point's config as YAML that `nasbench compare` accepts. FLOPs = 2 x MACs.
     """

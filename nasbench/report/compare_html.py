@@ -54,7 +54,8 @@ _T = {c[0]: c for c in TERMINAL_COLUMNS}
 RESULT_COLUMNS: list[Column] = [
     _T["name"], _T["family"], _T["imgsz"], _T["latency_ms"], _T["latency_p10_ms"], _T["latency_p90_ms"],
     ("latency_runs", "runs", 1, "{:d}"), _T["params"], _T["params_train_form"], _T["macs"], _T["flops"],
-    _T["macs_fvcore"], _T["macs_thop"], ("peak_mem_mb", "peak mem MiB", 1, "{:.1f}"), ("source", "source", 1, "{}"),
+    _T["macs_fvcore"], _T["macs_thop"], ("peak_mem_mb", "peak mem MiB", 1, "{:.1f}"), _T["published_top1"],
+    _T["est_top1"], _T["est_score"], ("estimator", "estimator", 1, "{}"), ("source", "source", 1, "{}"),
 ]
 DETECTOR_COLUMNS: list[Column] = [*DETECTOR_TERMINAL_COLUMNS, ("det_latency_runs", "det runs", 1, "{:d}"),
                                   ("det_peak_mem_mb", "det peak mem MiB", 1, "{:.1f}")]
@@ -162,6 +163,12 @@ def results_html(frame: pd.DataFrame, anchors: dict[str, str]) -> str:
     caption = ("Click a header to sort; hover a header for its meaning and unit. params and MACs are per image, of "
                "the measured (deploy) form; fvcore and thop are cross-checks (see Methodology). Full precision is "
                "in <code>compare.csv</code>.")
+    if has_values(frame, "estimator"):
+        from nasbench.estimate import validity_line
+
+        caption += (" est. top-1 / est. score: " + esc(validity_line(_distinct(frame, "estimator")[0]))
+                    + "; for a preset the estimate was made without its own family, so its gap to the published "
+                    "top-1 is the estimator's real error.")
     if not same_size:
         caption += " <b>The models ran at different input sizes</b> (imgsz): their MACs and latency are not comparable."
     return (f"<p class='caption' style='margin:0 0 8px'>{caption}</p>"

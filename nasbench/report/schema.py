@@ -32,6 +32,12 @@ COLUMNS: dict[str, str] = {
     "cuda_version": "CUDA version (empty on CPU)",
     "time_limited": "True when the time limit cut the number of timed runs",
     "counter": "how macs were counted",
+    "published_top1": "published ImageNet-1k top-1 of the preset, % (the family module names the source)",
+    "published_imgsz": "eval resolution of published_top1, pixels",
+    "estimator": "accuracy estimator behind est_top1 / est_score (compare --estimate)",
+    "est_top1": "estimated ImageNet-1k top-1, % (calibrated estimators; out of sample for zoo families)",
+    "est_score": "estimator score, higher = better (estimators that only rank)",
+    "est_seconds": "seconds the estimate took",
     # Detector columns (`compare --detector`, `baseline`): the backbone inside RT-DETR
     # (rtdetr-l neck + decoder) on its three deepest levels; rtdetr_l = the reference.
     "det_imgsz": "detector input height = width, pixels",
@@ -72,6 +78,9 @@ TERMINAL_COLUMNS: list[tuple[str, str, float, str]] = [
     ("latency_ms", "latency ms (median)", 1, "{:.2f}"),
     ("latency_p10_ms", "p10 ms", 1, "{:.2f}"),
     ("latency_p90_ms", "p90 ms", 1, "{:.2f}"),
+    ("published_top1", "published top-1 %", 1, "{:.1f}"),
+    ("est_top1", "est. top-1 %", 1, "{:.1f}"),
+    ("est_score", "est. score", 1, "{:.4g}"),
 ]  # + the det_* columns below, appended (tables show only the columns a frame has)
 
 # The detector table of `compare --detector` / `baseline` (a second terminal table: one
@@ -99,7 +108,8 @@ STUDY_COLUMNS: dict[str, str] = {
     "feasible": ("True when every constraint held (latency_ms <= budget, params/MACs caps); "
                  "False also when never measured"),
     "pareto": "True for trials on the Pareto front (latency_ms lower, objective higher)",
-    "value": "Optuna objective value: proxy_top1 in % (proxy studies) or macs (cost-only studies)",
+    "value": "Optuna objective value: est_value (estimate studies), proxy_top1 in % (proxy) or macs (cost-only)",
+    "est_value": "the estimator's value for this trial: est_top1 when calibrated, else est_score",
     "proxy_top1": "top-1 accuracy on the proxy task, % (see the report's methodology: may be synthetic data)",
     "proxy_top5": "top-5 accuracy on the proxy task, %",
     "proxy_val_loss": "validation cross-entropy on the proxy task, nats",

@@ -36,6 +36,9 @@ DISPLAY_COLUMNS: list[tuple[str, str, float, str]] = [
     ("state", "state", 1, "{}"),
     ("feasible", "feasible", 1, "{}"),
     ("proxy_top1", "proxy top-1 %", 1, "{:.2f}"),
+    _TERMINAL["est_top1"],
+    _TERMINAL["est_score"],
+    _TERMINAL["published_top1"],
     _TERMINAL["latency_ms"],
     _TERMINAL["latency_p10_ms"],
     _TERMINAL["latency_p90_ms"],
@@ -50,7 +53,8 @@ DISPLAY_COLUMNS: list[tuple[str, str, float, str]] = [
     ("reason", "reason", 1, "{}"),
 ]
 
-_ROW_ORDER = ["trial", "name", "family", "state", "feasible", "pareto", "value", "proxy_top1", "proxy_top5",
+_ROW_ORDER = ["trial", "name", "family", "state", "feasible", "pareto", "value", "est_top1", "est_score",
+              "published_top1", "proxy_top1", "proxy_top5",
               "proxy_val_loss", "latency_ms", "latency_p10_ms", "latency_p90_ms", "params", "macs", "flops",
               "det_params", "det_macs", "det_flops", "det_latency_ms"]
 CORE_COLUMNS = ("trial", "name", "family", "state", "feasible", "value", "proxy_top1", "latency_ms", "params",
@@ -189,7 +193,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     row["state"] = _STATE_NAMES.get(trial.state, trial.state.name.lower())
     row["feasible"] = bool(ua.get("feasible", False))
     row["value"] = trial.value if trial.state == TrialState.COMPLETE else None
-    for key in ("proxy_top1", "proxy_top5", "proxy_val_loss", "proxy_images_per_s"):
+    for key in ("proxy_top1", "proxy_top5", "proxy_val_loss", "proxy_images_per_s", "estimator", "est_top1",
+                "est_score", "est_seconds", "est_value"):
         row[key] = ua.get(key)
     for key, value in measured.items():
         if key not in ("name", "family") and (value is not None or row.get(key) is None):
@@ -291,7 +296,9 @@ def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
 
 
 def objective_name(attrs: dict[str, Any]) -> str:
-    return str(attrs.get("objective") or ("proxy_top1" if attrs.get("proxy") else "macs"))
+    """"estimate" | "proxy" | "macs" (studies written before --objective said "proxy_top1")."""
+    name = str(attrs.get("objective") or ("proxy" if attrs.get("proxy") else "macs"))
+    return "proxy" if name == "proxy_top1" else name
 
 
 def knob_importances(study: optuna.Study, trials: pd.DataFrame) -> Importances:

@@ -63,6 +63,9 @@ def _objective_axis(attrs: dict[str, Any]) -> tuple[str, float, str]:
     """(label, display scale, short name) of the objective value."""
     if objective_name(attrs) == "macs":
         return "MACs, G (objective)", 1e-9, "MACs"
+    if objective_name(attrs) == "estimate":
+        label = str(attrs.get("objective_label") or "estimate")
+        return f"{label} ({attrs.get('estimator')})", 1.0, "est. top-1" if "top-1" in label else "est. score"
     synthetic = bool((attrs.get("proxy") or {}).get("synthetic"))
     return ("proxy top-1, % (SYNTHETIC data)" if synthetic else "proxy top-1, %"), 1.0, "proxy top-1"
 
@@ -99,7 +102,7 @@ def _tips(frame: pd.DataFrame, obj_short: str, obj_scale: float) -> list[str]:
 def _ref_y(frame: pd.DataFrame, attrs: dict[str, Any]) -> list[float | None]:
     """Objective values of preset/baseline rows (proxy_top1 or macs), scaled for display."""
     _, scale, _ = _objective_axis(attrs)
-    col = "macs" if objective_name(attrs) == "macs" else "proxy_top1"
+    col = {"macs": "macs", "estimate": "est_value"}.get(objective_name(attrs), "proxy_top1")
     return scaled(column_values(frame, col), scale)
 
 
@@ -405,7 +408,14 @@ def methodology_notes(data: StudyData) -> list[str]:
         notes.append(f"Budget: a candidate whose median latency exceeded {budget:g} ms (or a params/MACs cap) is "
                      "infeasible; it is measured but never trained and never on the Pareto front.")
     proxy = a.get("proxy")
-    if not proxy:
+    if objective_name(a) == "estimate":
+        validity = (a.get("objective_validity") or {}).get("line", "")
+        notes.append(f"Objective: {as_text(a.get('objective_label'))} from the estimator "
+                     f"{as_text(a.get('estimator'))}, computed from each freshly initialised candidate alone "
+                     "(no training, no names). Fitted estimators leave the candidate's own family out of their "
+                     f"fit. How far it can be trusted: {validity}. Presets show their published top-1 "
+                     "(published_top1) beside the estimate.")
+    elif not proxy:
         notes.append("No proxy training (cost-only search, --no-train): the objective is MACs under the latency "
                      "budget, i.e. the most computation that fits, as a stand-in for capacity. Accuracy was not "
                      "estimated at all.")
@@ -418,6 +428,9 @@ def methodology_notes(data: StudyData) -> list[str]:
         if probe and whole and probe < whole:
             notes.append(f"Pruning compared intermediate top-1 on a fixed, class-balanced {probe:,} of the "
                          f"{whole:,} validation images; the final proxy_top1 always uses all {whole:,}.")
+        validity = (a.get("objective_validity") or {}).get("line")
+        if validity:
+            notes.append(f"How this proxy was validated: {validity}.")
         if proxy.get("synthetic"):
             notes.append("The proxy data was SYNTHETIC (generated, not real images). proxy_top1 only says how fast "
                          "a candidate learns a toy task; it says nothing about ImageNet or COCO accuracy.")
@@ -448,6 +461,8 @@ def render_study_html(data: StudyData, *, storage_label: str | None = None, gene
     if (a.get("proxy") or {}).get("synthetic"):
         warn = ("<div class='warn'><b>Synthetic proxy data.</b> The accuracy axis comes from training on generated "
                 "images, not a real dataset: use it to rank candidates, not as an accuracy estimate.</div>")
+    elif objective_name(a) == "estimate":
+        warn = ""
     elif not a.get("proxy"):
         warn = ("<div class='warn'><b>Cost-only search.</b> No candidate was trained; the objective is MACs that fit "
                 "the latency budget, not accuracy.</div>")

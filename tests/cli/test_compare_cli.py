@@ -184,3 +184,36 @@ def test_compare_page_configs_load_back(compare_report) -> None:
         spec = zoo.spec_from_mapping(yaml.safe_load(html.unescape(blocks[key])), default_name="x")
         assert spec.config == zoo.resolve(preset).config
     assert "<a href='#cfg-2'>cfg&lt;b&gt;bold</a>" in page  # the results table links each name to its config
+
+
+def test_compare_estimate_for_a_preset_and_a_user_factory(tmp_path) -> None:
+    factory = tmp_path / "net.py"
+    factory.write_text(
+        "from torch import nn\n"
+        "def small():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),\n"
+        "                         nn.Conv2d(32, 64, 3, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 1000))\n")
+    out = tmp_path / "rep"
+    res = run(["compare", "efficientvit_m0", f"{factory}:small", "--device", "cpu", "--runs", "3", "--warmup", "1",
+               "--no-crosscheck", "--estimate", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(out / "compare.csv")
+    assert list(frame["estimator"]) == ["fit_cost_grad_norm"] * 2
+    assert frame.loc[0, "published_top1"] == 63.2 and pd.isna(frame.loc[1, "published_top1"])
+    assert frame["est_top1"].between(0.1, 100).all()
+    assert abs(frame.loc[0, "est_top1"] - 63.2) < 6  # the family held out of the fit, still close
+    assert "est. top-1 %" in res.output and "leave-one-family-out over 31 published presets" in res.output
+    assert "est_top1" in (out / "index.html").read_text()
+
+
+def test_compare_unknown_estimator_fails_before_measuring(tmp_path) -> None:
+    res = CliRunner().invoke(main, ["compare", "mobilevit_xxs", "--estimate", "zicoo", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "unknown estimator 'zicoo'; did you mean zico" in res.output
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_models_shows_published_top1_and_sources() -> None:
+    res = run(["models", "--family", "volo", "--no-cost"])
+    assert res.exit_code == 0
+    assert "84.20 (@224)" in res.output and "sail-sg/volo README" in res.output
