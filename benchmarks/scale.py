@@ -125,7 +125,7 @@ def overhead_at(study: optuna.Study, search: TimedSearch, trials: int) -> list[f
 
 def overhead(space_path: Path, storage: str, big: int, trials: int) -> tuple[list[float], list[float]]:
     space = parse_space(yaml.safe_load(space_path.read_text()), str(space_path), "mobilevit")
-    search = TimedSearch([space], st.SearchOptions(budget_ms=10_000, device="cpu", train=False, threads=1))
+    search = TimedSearch([space], st.SearchOptions(budget_ms=10_000, device="cpu", objective="macs", threads=1))
     study = optuna.create_study(study_name=f"ovh-{uuid.uuid4().hex[:8]}", storage=make_storage(storage),
                                 sampler=st.make_sampler("tpe", 0), direction="maximize")
     study.optimize(search, n_trials=10)  # trials 0-9: real

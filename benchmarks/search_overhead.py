@@ -38,7 +38,7 @@ def hypervolume(points: list[tuple[float, float]], budget_ms: float, macs_ref: f
 
 def run(space_arg: str, sampler: str, seed: int, trials: int, budget_ms: float, storage: str):
     spaces = resolve_space_arg(space_arg)
-    opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", train=False, sampler=sampler, seed=seed)
+    opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs", sampler=sampler, seed=seed)
     search = st.Search(spaces, opts)
     study = optuna.create_study(study_name=f"{sampler}-{seed}", storage=storage, direction="maximize",
                                 sampler=st.make_sampler(sampler, seed))

@@ -17,7 +17,7 @@ from nasbench.report.files import atomic_write_text, ensure_writable_dir
 from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
 from nasbench.search.budget import BUDGET_FORMS, parse_budget_ms, parse_count
 from nasbench.search.space import available_spaces
-from nasbench.search.study import SAMPLERS, SearchOptions
+from nasbench.search.study import OBJECTIVES, SAMPLERS, SearchOptions
 from nasbench.search.workers import (
     DEFAULT_HEARTBEAT_S,
     GRACE_HEARTBEATS,
@@ -80,8 +80,8 @@ class _Progress:
         if trial.user_attrs.get("feasible") and trial.value is not None and trial.state.name == "COMPLETE":
             self.feasible += 1
             self.best = trial.value if self.best is None else max(self.best, trial.value)
-        best = "—" if self.best is None else (f"{self.best:.2f}%" if self.objective == "proxy_top1"
-                                              else f"{self.best / 1e9:.3f} GMACs")
+        best = "—" if self.best is None else (f"{self.best / 1e9:.3f} GMACs" if self.objective == "macs"
+                                              else f"{self.best:.4g}")
         self.progress.update(self.task, advance=1,
                              description=f"trial {trial.number} {trial.state.name.lower()} "
                                          f"· feasible {self.feasible} · best {best}")
@@ -116,8 +116,13 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Also stop a proxy run at the first evaluation after this many seconds.")
 @click.option("--proxy-imgsz", type=click.IntRange(min=8), default=32, show_default=True, help="Proxy training px.")
 @click.option("--proxy-batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--no-train", is_flag=True,
-              help="Cost-only search: maximise MACs (capacity) within the budget, no training.")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="estimate", show_default=True,
+              help="What a feasible trial maximises: 'estimate' = estimated ImageNet top-1 from --estimator "
+                   "(validated against published top-1, see `nasbench estimators`); 'proxy' = top-1 after short "
+                   "training on --data (--proxy-* options); 'macs' = MACs under the budget (no training).")
+@click.option("--estimator", default="default", show_default=True,
+              help="Accuracy estimator for --objective estimate (`nasbench estimators` lists them).")
+@click.option("--no-train", is_flag=True, help="Same as --objective macs (cost-only search).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-params", default=None, help="Extra cap, e.g. 5M.")
@@ -136,15 +141,18 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--no-presets", is_flag=True,
               help="Skip the references: the named presets, and RT-DETR (rtdetr_l and the Pareto set) at --det-imgsz.")
 def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
-           proxy_seconds, proxy_imgsz, proxy_batch, no_train, sampler, seed, max_params, max_macs, threads,
+           proxy_seconds, proxy_imgsz, proxy_batch, objective, estimator, no_train, sampler, seed, max_params,
+           max_macs, threads,
            study_name, storage, heartbeat_s, out_dir, no_presets) -> None:
     """Search a family's knobs with Optuna under a latency budget.
 
     Each trial: sample a config, build it, count params/MACs, time it on --device;
-    over budget -> recorded infeasible and never trained; within budget -> short proxy
-    training (pruned early when clearly worse). The same command resumes the same
-    study. At the end: the Pareto front (latency vs proxy top-1) beside the named
-    presets, measured the same way, and a report under reports/.
+    over budget -> recorded infeasible, never estimated or trained; within budget ->
+    the objective: an accuracy estimate (default, seconds per candidate), short proxy
+    training (pruned early when clearly worse) or MACs. The same command resumes the
+    same study; another --objective/--estimator for it is refused. At the end: the
+    Pareto front (latency vs objective) beside the named presets, measured the same
+    way, and a report under reports/.
     """
     import optuna
 
@@ -152,10 +160,16 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     from nasbench.search.space import resolve_space_arg
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if no_train and objective not in ("estimate", "macs"):
+        raise UserError(f"--no-train means --objective macs; it contradicts --objective {objective}")
+    if objective == "estimate" and not no_train:
+        from nasbench.estimate import get_estimator
+
+        get_estimator(estimator)  # an unknown name fails before a study exists
     opts = SearchOptions(
         budget_ms=parse_budget_ms(budget), device=device, target=target, imgsz=imgsz, det_imgsz=det_imgsz, data=data,
         proxy_steps=proxy_steps, proxy_seconds=proxy_seconds, proxy_imgsz=proxy_imgsz, proxy_batch=proxy_batch,
-        train=not no_train, sampler=sampler, seed=seed,
+        objective="macs" if no_train else objective, estimator=estimator, sampler=sampler, seed=seed,
         max_params=parse_count(max_params, "--max-params") if max_params else None,
         max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads,
     )
@@ -181,6 +195,12 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
                   + (", resuming" if before else "") + f"; sampler seed {sampler_seed}", highlight=False)
     if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
         console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
+    if data and not opts.train:
+        console.print(f"note: --data is read by --objective proxy only; this study's objective is {opts.objective}",
+                      highlight=False, markup=False)
+    validity = (study.user_attrs.get("objective_validity") or {}).get("line")
+    if validity:
+        console.print(f"objective: {validity}", highlight=False, markup=False)
 
     from rich.progress import (
         BarColumn,

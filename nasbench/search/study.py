@@ -2,8 +2,10 @@
 
 Design (why it is single-objective): Optuna's pruners do not work in multi-objective
 studies (``trial.report`` raises there), and early stopping of poor proxy runs is where
-most of the search time is saved. So the study maximises ONE objective — proxy top-1
-(or, with ``--no-train``, MACs as "capacity") — with the latency budget and the
+most of the search time is saved. So the study maximises ONE objective (``--objective``):
+``estimate`` (default) — an accuracy estimator validated against published ImageNet
+top-1 (``nasbench.estimate``); ``proxy`` — top-1 after short training on ``--data``;
+``macs`` (``--no-train``) — MACs as "capacity" — with the latency budget and the
 optional params/MACs caps as hard constraints given to the sampler
 (``constraints_func``). The Pareto front over (latency down, objective up) is derived
 afterwards from all feasible trials; nothing is lost by not asking Optuna for it.
@@ -46,6 +48,8 @@ FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without m
 # proxy's own seed-to-seed spread); the final top-1, the objective, uses the whole val set.
 PROBE_VAL_IMAGES = 1000
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
+OBJECTIVES = ("estimate", "proxy", "macs")
+ESTIMATE_ATTRS = ("estimator", "est_top1", "est_score", "est_seconds", "est_value")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class SearchOptions:
     proxy_imgsz: int = 32
     proxy_batch: int = 64
     proxy_lr: float = 2e-3
-    train: bool = True
+    objective: str = "estimate"  # one of OBJECTIVES
+    estimator: str = "default"  # for objective "estimate": a name in nasbench.estimate.ESTIMATORS
     sampler: str = "tpe"
     seed: int = 0
     max_params: int | None = None
@@ -70,6 +75,11 @@ class SearchOptions:
     threads: int | None = None
     timing: TimingPlan = field(default_factory=lambda: TimingPlan(warmup=3, runs=15, rounds=1, time_limit_s=10))
 
+    @property
+    def train(self) -> bool:
+        """True when candidates are trained (the ``proxy`` objective)."""
+        return self.objective == "proxy"
+
 
 # ----------------------------------------------------------------------------- naming
 def default_study_name(spaces: list[Space], space_arg: str, opts: SearchOptions, device_type: str) -> str:
@@ -77,8 +87,10 @@ def default_study_name(spaces: list[Space], space_arg: str, opts: SearchOptions,
     label = space_arg if len(spaces) > 1 else spaces[0].name
     imgsz = opts.imgsz or spaces[0].imgsz
     parts = [label, opts.target, device_type, f"{imgsz}px", format_ms(opts.budget_ms)]
-    if not opts.train:
+    if opts.objective == "macs":
         parts.append("costonly")
+    elif opts.objective == "proxy":
+        parts.append("proxy")
     if opts.max_params:
         parts.append(f"p{opts.max_params}")
     if opts.max_macs:
@@ -270,9 +282,26 @@ class Search:
             trial.set_user_attr("reason", self.why_infeasible(row, rejected))
             return self.infeasible_value(row)
         trial.set_user_attr("feasible", True)
-        if not self.opts.train:
+        if self.opts.objective == "macs":
             return float(row["macs"])
+        if self.opts.objective == "estimate":
+            return self.estimate_trial(trial, spec, self.imgsz_for(space))
         return self.train_trial(trial, spec)
+
+    def estimate(self, spec: zoo.ModelSpec, imgsz: int) -> dict[str, Any]:
+        """The estimate columns of one candidate (its family left out of fitted estimators)."""
+        from nasbench.estimate import estimate_spec
+
+        result = estimate_spec(spec, imgsz, self.opts.estimator)
+        return {"estimator": result.estimator, "est_top1": result.top1,
+                "est_score": None if result.calibrated else result.value, "est_seconds": result.seconds,
+                "est_value": result.value}
+
+    def estimate_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec, imgsz: int) -> float:
+        columns = self.estimate(spec, imgsz)
+        for key, value in columns.items():
+            trial.set_user_attr(key, value)
+        return float(columns["est_value"])
 
     def train_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec) -> float:
         pruned = {"flag": False, "top1": float("nan")}
@@ -329,7 +358,7 @@ class Search:
         for key, value in earlier.constraints.items():
             trial.set_constraint(key, value)
         for k in ("row", "constraint", "feasible", "reason", "proxy_top1", "proxy_top5", "proxy_val_loss",
-                  "proxy_images_per_s", "proxy_curve"):
+                  "proxy_images_per_s", "proxy_curve", *ESTIMATE_ATTRS):
             if k in earlier.user_attrs:
                 trial.set_user_attr(k, earlier.user_attrs[k])
         trial.set_user_attr("duplicate_of", earlier.number)
@@ -359,7 +388,9 @@ def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str
         "threads": opts.threads or torch.get_num_threads(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda if search.device.type == "cuda" else None,
-        "objective": "proxy_top1" if opts.train else "macs",
+        "objective": opts.objective,
+        **objective_description(opts),
+        **proxy_objective_description(search.proxy_description()),
         "proxy": search.proxy_description(),
         "sampler": opts.sampler,
         "seed": opts.seed,
@@ -367,12 +398,42 @@ def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str
     }
 
 
+def objective_description(opts: SearchOptions) -> dict[str, Any]:
+    """What the study's value means: the estimator (objective "estimate"), its axis label and
+    its validity figures against the published presets (stored with the study, so a report
+    says how far the objective can be trusted)."""
+    if opts.objective == "proxy":
+        return {"estimator": None}  # filled in by study_attrs once the proxy data is known
+    if opts.objective != "estimate":
+        return {"estimator": None}
+    from nasbench.estimate import estimator_validity, get_estimator, validity_line
+
+    chosen = get_estimator(opts.estimator)
+    v = estimator_validity(chosen)
+    return {"estimator": chosen.name, "objective_label": chosen.label, "objective_validity": {
+        "line": validity_line(chosen), "n": v.n, "tau": v.tau, "min_family_tau": v.min_family_tau,
+        "pairs_right": v.pairs_right, "pairs_total": v.pairs_total, "mae": v.mae}}
+
+
+def proxy_objective_description(proxy: dict[str, Any] | None) -> dict[str, Any]:
+    if not proxy:
+        return {}
+    from nasbench.estimate import proxy_validity_line
+
+    synthetic = " (SYNTHETIC data)" if proxy.get("synthetic") else ""
+    return {"objective_label": f"proxy top-1 % on {proxy.get('data')}{synthetic}",
+            "objective_validity": {"line": proxy_validity_line(proxy)}}
+
+
 # Attributes that must agree when a study is resumed; anything else may change.
-RESUME_KEYS = ("target", "budget_ms", "max_params", "max_macs", "imgsz", "det_imgsz", "device", "objective")
+RESUME_KEYS = ("target", "budget_ms", "max_params", "max_macs", "imgsz", "det_imgsz", "device", "objective",
+               "estimator")
+LEGACY_OBJECTIVES = {"proxy_top1": "proxy"}  # studies written before --objective existed
 
 
 def check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
-    old = study.user_attrs
+    old = dict(study.user_attrs)
+    old["objective"] = LEGACY_OBJECTIVES.get(old.get("objective"), old.get("objective"))
     for k in RESUME_KEYS:
         if k in old and old[k] != attrs[k]:
             raise UserError(f"study '{study.study_name}' was created with {k}={old[k]!r}, this run has {attrs[k]!r}; "
@@ -411,6 +472,12 @@ def measure_presets(search: Search, names: list[str], log: Callable[[str], None]
             log(f"proxy-training preset {name}")
             result = search.train(spec)
             row.update(proxy_top1=result.top1, proxy_top5=result.top5, proxy_val_loss=result.val_loss)
+        if search.opts.objective == "estimate":
+            log(f"estimating preset {name}")
+            row.update(search.estimate(spec, search.imgsz_for(space)))
+        published = spec.family and zoo.all_families()[spec.family].published.get(name)
+        if published:
+            row["published_top1"] = published.top1
         rows.append(row)
     return rows
 

@@ -113,7 +113,8 @@ def test_duplicate_configs_are_not_measured_twice(tmp_path, monkeypatch) -> None
 
 def test_proxy_training_trials_and_presets(tmp_path) -> None:
     res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "2", "--study", "tr",
-              "--proxy-steps", "6", "--proxy-imgsz", "16", "--proxy-batch", "16", "--det-imgsz", "128")
+              "--objective", "proxy", "--proxy-steps", "6", "--proxy-imgsz", "16", "--proxy-batch", "16",
+              "--det-imgsz", "128")
     assert res.exit_code == 0, res.output
     study = load(tmp_path, "tr")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -127,6 +128,28 @@ def test_proxy_training_trials_and_presets(tmp_path) -> None:
         assert [p["val_images"] for p in t.user_attrs["proxy_curve"]] == [1000] * 5 + [2000]
     assert "proxy_top1" in study.user_attrs["presets"][0]
     assert "SYNTHETIC" in res.output
+
+
+def test_estimate_objective_is_stored_and_another_objective_is_refused(tmp_path) -> None:
+    space = str(write_space(tmp_path))
+    res = cli(tmp_path, "--space", space, "--budget", "1s", "--trials", "2", "--study", "est", "--det-imgsz", "128")
+    assert res.exit_code == 0, res.output
+    study = load(tmp_path, "est")
+    attrs = study.user_attrs
+    assert (attrs["objective"], attrs["estimator"]) == ("estimate", "fit_cost_grad_norm")
+    assert attrs["objective_label"] == "estimated ImageNet top-1 %"
+    assert attrs["objective_validity"]["n"] == 31 and attrs["objective_validity"]["pairs_total"] == 35
+    done = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs["feasible"]]
+    assert done and all(t.value == t.user_attrs["est_top1"] for t in done)
+    preset = attrs["presets"][0]
+    assert preset["name"] == "mobilevit_xxs" and preset["published_top1"] == 69.0 and "est_top1" in preset
+    assert "objective: fit_cost_grad_norm" in res.output
+    before = len(study.trials)
+    for other in (["--objective", "macs"], ["--estimator", "zico"]):
+        res = cli(tmp_path, "--space", space, "--budget", "1s", "--trials", "1", "--study", "est", *other)
+        assert res.exit_code == 2 and "was created with" in res.output and "nothing was changed" in res.output
+        assert res.output.count("\n") <= 2
+    assert len(load(tmp_path, "est").trials) == before
 
 
 def test_interrupt_records_the_trial_and_resumes(tmp_path, monkeypatch) -> None:
@@ -217,8 +240,8 @@ def test_proxy_training_does_not_depend_on_trial_order() -> None:
     """Each candidate starts from the same seeded weights, whatever was trained before it."""
     from nasbench import zoo
 
-    search = st.Search([], st.SearchOptions(budget_ms=1e3, device="cpu", proxy_steps=2, proxy_batch=8,
-                                            proxy_imgsz=16, seed=3))
+    search = st.Search([], st.SearchOptions(budget_ms=1e3, device="cpu", objective="proxy", proxy_steps=2,
+                                            proxy_batch=8, proxy_imgsz=16, seed=3))
     first = search.train(zoo.resolve("mobilevit_xxs"))
     search.train(zoo.resolve("efficientvit_m0"))
     again = search.train(zoo.resolve("mobilevit_xxs"))
