@@ -162,6 +162,9 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if no_train and objective not in ("estimate", "macs"):
         raise UserError(f"--no-train means --objective macs; it contradicts --objective {objective}")
+    if data is not None and (no_train or objective != "proxy"):
+        raise UserError("--data is the training data of --objective proxy; add --objective proxy to train on it, "
+                        "or drop --data (the estimate objective needs no data)")
     if objective == "estimate" and not no_train:
         from nasbench.estimate import get_estimator
 
@@ -195,9 +198,6 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
                   + (", resuming" if before else "") + f"; sampler seed {sampler_seed}", highlight=False)
     if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
         console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
-    if data and not opts.train:
-        console.print(f"note: --data is read by --objective proxy only; this study's objective is {opts.objective}",
-                      highlight=False, markup=False)
     validity = (study.user_attrs.get("objective_validity") or {}).get("line")
     if validity:
         console.print(f"objective: {validity}", highlight=False, markup=False)

@@ -99,6 +99,18 @@ CASES = [
     case("unknown_family", "models --family ghostnet", "unknown family 'ghostnet'", "ghostnetv3"),
     case("unknown_sampler", "search --space tiny.yaml --budget 1s --sampler cmaes", "'--sampler'", "'cmaes'", "tpe"),
     case("unknown_device", "compare mobilevit_xxs --device tpu", "unknown device 'tpu'"),
+    case("unknown_estimator_compare", "compare mobilevit_xxs --estimate zicoo", "unknown estimator 'zicoo'",
+         "did you mean zico"),
+    case("unknown_estimator_search", "search --space tiny.yaml --budget 1s --estimator synflw --study tiny",
+         "unknown estimator 'synflw'", "did you mean synflow"),
+    case("unknown_objective", "search --space tiny.yaml --budget 1s --objective accuracy", "'--objective'",
+         "'accuracy'", "estimate"),
+    case("data_without_proxy_objective", "search --space tiny.yaml --budget 1s --data data/nope",
+         "--data is the training data of --objective proxy"),
+    case("no_train_contradicts_objective", "search --space tiny.yaml --budget 1s --no-train --objective proxy",
+         "--no-train means --objective macs"),
+    case("resume_other_objective", "search --space tiny.yaml --budget 1s --objective estimate --study tiny "
+         "--device cpu", "study 'tiny' was created with objective='macs'", "nothing was changed"),
     case("unknown_command", "serach --space tiny.yaml", "No such command 'serach'"),
     # search-space YAML
     case("space_min_gt_max", "search --space space_min_gt_max.yaml --budget 1s",
@@ -173,7 +185,7 @@ CASES = [
          "either --steps or --epochs, not both"),
     case("train_unknown_model", "train mobilevit_ss --steps 1", "unknown model 'mobilevit_ss'"),
     case("steps_zero", "train mobilevit_xxs --steps 0", "--steps must be at least 1, got 0"),
-    case("search_data_missing", "search --space tiny.yaml --budget 1s --data data/nope",
+    case("search_data_missing", "search --space tiny.yaml --budget 1s --objective proxy --data data/nope",
          "data directory not found: data/nope"),
 ]
 
