@@ -144,6 +144,11 @@ def test_estimate_objective_is_stored_and_another_objective_is_refused(tmp_path)
     preset = attrs["presets"][0]
     assert preset["name"] == "mobilevit_xxs" and preset["published_top1"] == 69.0 and "est_top1" in preset
     assert "objective: fit_cost_grad_norm" in res.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "estimated ImageNet top-1 % (fit_cost_grad_norm)" in page  # the Pareto plot's axis
+    assert "leave-one-family-out over 31 published presets" in page  # its validity, in the notes
+    trials_csv = pd.read_csv(tmp_path / "rep" / "trials.csv")
+    assert {"est_top1", "estimator"} <= set(trials_csv.columns)
     before = len(study.trials)
     for other in (["--objective", "macs"], ["--estimator", "zico"]):
         res = cli(tmp_path, "--space", space, "--budget", "1s", "--trials", "1", "--study", "est", *other)
