@@ -8,13 +8,11 @@ or interrupted run leaves nothing half-written.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from nasbench.errors import UserError
 from nasbench.proxy.augment import AUGMENTS
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, plan_steps, train_proxy
+from nasbench.report.files import atomic_write_text
 
 DEFAULT_STEPS = 300
 CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "val_images", "lr", "elapsed_s", "data_kind",
@@ -228,29 +227,6 @@ def check_out_dir(path: Path) -> None:
         raise UserError(f"cannot write output folder '{path}': '{probe}' {problem}")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_outputs(out_dir: Path, result: ProxyResult, model_name: str) -> list[Path]:
     files = {
         out_dir / "curve.csv": curve_csv(result),
@@ -258,7 +234,7 @@ def write_outputs(out_dir: Path, result: ProxyResult, model_name: str) -> list[P
         out_dir / "result.json": result_json(result, model_name),
     }
     for path, text in files.items():
-        write_atomic(path, text)
+        atomic_write_text(path, text)
     return list(files)
 
 

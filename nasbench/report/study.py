@@ -9,12 +9,16 @@ storage and turns every way that can fail into one-line ``UserError``s.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from nasbench.errors import UserError
 from nasbench.report.schema import KNOB_PREFIX, TERMINAL_COLUMNS
 
 DEFAULT_STORAGE = "sqlite:///studies/nasbench.db"
+
 
 # Display columns: (column, header, scale, format), shared by the terminal table and the HTML.
 _TERMINAL = {c[0]: c for c in TERMINAL_COLUMNS}
@@ -99,6 +104,61 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
+def repair_journal_tail(path: Path) -> str | None:
+    """Cut a journal back to its last complete record when a write was cut short (a full
+    disk), keeping the whole original beside it; returns what was done, or None when the
+    file was whole. Runs under Optuna's own journal lock, so no worker is appending.
+
+    Every record Optuna appends is one JSON line written whole under that lock; a last line
+    without its newline, or one that is not JSON, can only be a torn write.
+    """
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        keep = _complete_prefix(data)
+        if keep == len(data):
+            return None
+        backup = path.with_name(f"{path.name}.torn-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        try:
+            backup.write_bytes(data)
+            with open(path, "r+b") as f:
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise UserError(f"journal {path} ends in a torn record ({len(data) - keep} bytes) and cannot be repaired "
+                            f"here ({exc.strerror or exc}); free disk space and re-run, or copy it and truncate it "
+                            f"to its first {keep} bytes") from None
+        return (f"journal {path}: removed a torn last record of {len(data) - keep} bytes (a write cut short, e.g. "
+                f"by a full disk); every complete trial is kept; the original is saved as {backup}")
+    finally:
+        lock.release()
+
+
+def note_repair(message: str | None) -> None:
+    """Say on stderr, in one line, that a storage was repaired."""
+    if message:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def _complete_prefix(data: bytes) -> int:
+    """Length of the leading run of whole, valid JSON lines of ``data``."""
+    end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
+    while end > 0:
+        start = data.rfind(b"\n", 0, end - 1) + 1
+        try:
+            json.loads(data[start:end])
+            return end
+        except ValueError:
+            end = start  # the last line is not a record either: drop it too
+    return 0
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``, never creating an empty database by mistake."""
     shown = mask_url(url)
@@ -107,6 +167,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if not path.is_file():
             raise UserError(f"no journal storage file at {path} (check --storage)")
         from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        note_repair(repair_journal_tail(path))
 
         try:
             return JournalStorage(JournalFileBackend(str(path)))
@@ -374,6 +436,11 @@ def load_study_data(study: optuna.Study, *, importances: bool = True) -> StudyDa
 
 
 def report_dirname(study_name: str) -> str:
-    """A study name as one safe directory name (no separators, no leading dot)."""
+    """A study name as one safe directory name (no separators, no leading dot), one per name:
+    when cleaning or shortening changed the name, a short hash of the raw name is appended,
+    so 'a/b' and 'a_b', or two names in another script, never share a report or export."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).strip("._") or "study"
-    return safe[:100]
+    if safe == study_name and len(safe) <= 100:
+        return safe
+    digest = hashlib.sha1(study_name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe[:90]}-{digest}"

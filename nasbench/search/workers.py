@@ -38,6 +38,8 @@ from optuna.storages._heartbeat import (
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+from nasbench.report.study import note_repair, repair_journal_tail
+
 DEFAULT_HEARTBEAT_S = 30
 GRACE_HEARTBEATS = 4  # a trial silent this many heartbeats is considered dead
 MAX_RETRIES = 2  # a sample whose worker died is re-run at most this often
@@ -128,7 +130,9 @@ def _open_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
         if url.startswith("journal:"):
-            return HeartbeatJournalStorage(Path(url[len("journal:"):]), heartbeat_s, retry)
+            path = Path(url[len("journal:"):])
+            note_repair(repair_journal_tail(path))  # before anything appends to a torn tail
+            return HeartbeatJournalStorage(path, heartbeat_s, retry)
         return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s(heartbeat_s),
                                           heartbeat_stale_trial_callback=retry)
 

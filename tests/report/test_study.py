@@ -188,3 +188,12 @@ def test_surplus_trials_are_counted_apart_from_failures() -> None:
     })
     counts = trial_counts(frame)
     assert (counts["failed"], counts["surplus"], counts["complete"], counts["pruned"]) == (1, 1, 1, 1)
+
+
+def test_report_dirname_is_one_to_one():
+    """Data-loss row 3: names that clean to the same text must not share a report or export."""
+    names = ["тест", "проба", "a/b", "a_b", "a b", "x" * 150, "x" * 151]
+    dirs = [report_dirname(n) for n in names]
+    assert len(set(dirs)) == len(names)
+    assert report_dirname("a_b") == "a_b" and report_dirname("a/b").startswith("a_b-")
+    assert all(len(d) <= 100 for d in dirs)

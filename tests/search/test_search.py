@@ -251,3 +251,26 @@ def test_proxy_training_does_not_depend_on_trial_order() -> None:
     search.train(zoo.resolve("efficientvit_m0"))
     again = search.train(zoo.resolve("mobilevit_xxs"))
     assert (first.top1, first.val_loss) == (again.top1, again.val_loss)
+
+
+def test_a_torn_journal_tail_is_repaired_before_the_search_resumes(tmp_path) -> None:
+    """Data-loss row 2: a write cut short by a full disk must not make the study unreadable."""
+    journal = tmp_path / "j.log"
+    args = ["--space", str(write_space(tmp_path)), "--budget", "1s", "--no-train", "--study", "j", "--no-presets",
+            "--storage", f"journal:{journal}"]
+    first = CliRunner().invoke(main, ["search", "--device", "cpu", "--out", str(tmp_path / "rep"), *args,
+                                      "--trials", "2"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    whole = journal.read_bytes()
+    torn = b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "user_attr": {"row": {"na'  # no newline
+    with journal.open("ab") as f:
+        f.write(torn)
+    res = CliRunner().invoke(main, ["search", "--device", "cpu", "--out", str(tmp_path / "rep"), *args,
+                                    "--trials", "1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert f"removed a torn last record of {len(torn)} bytes" in res.output
+    backups = list(tmp_path.glob("j.log.torn-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == whole + torn
+    study = optuna.load_study(study_name="j", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert len(study.trials) == 3 and journal.read_bytes().startswith(whole)
