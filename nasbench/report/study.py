@@ -89,18 +89,25 @@ def _password(url: str) -> tuple[int, int] | None:
     return colon + 1, at
 
 
+# Secrets libpq and SQLAlchemy drivers also take as query parameters (?password=...).
+_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token)=)([^&#]*)", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """A storage URL safe to print: the password (``user:secret@``) becomes ``***``."""
+    """A storage URL safe to print: the password (``user:secret@`` or ``?password=secret``) becomes ``***``."""
     span = _password(url)
-    return url if span is None else url[:span[0]] + "***" + url[span[1]:]
+    masked = url if span is None else url[:span[0]] + "***" + url[span[1]:]
+    return _QUERY_SECRET.sub(lambda m: m.group(1) + "***", masked)
 
 
 def _scrub(text: str, url: str) -> str:
-    """Remove the URL's password from an error message (drivers may echo it)."""
+    """Remove the URL's passwords from an error message (drivers may echo them)."""
     span = _password(url)
     text = text.replace(url, mask_url(url))
-    if span is not None and span[1] > span[0]:
-        text = text.replace(url[span[0]:span[1]], "***")
+    secrets = [url[span[0]:span[1]]] if span is not None and span[1] > span[0] else []
+    secrets += [m.group(2) for m in _QUERY_SECRET.finditer(url) if m.group(2)]
+    for secret in secrets:
+        text = text.replace(secret, "***")
     return text
 
 

@@ -122,6 +122,13 @@ def test_mask_url_hides_passwords_only():
     assert "hunter2" not in _scrub(f"could not connect to {url} (password hunter2 rejected)", url)
 
 
+def test_mask_url_hides_passwords_given_as_query_parameters():
+    url = "postgresql://u@host/db?sslmode=require&password=hunter2&application_name=nb"
+    assert mask_url(url) == "postgresql://u@host/db?sslmode=require&password=***&application_name=nb"
+    assert mask_url("postgresql://u@host/db?PASSWORD=x") == "postgresql://u@host/db?PASSWORD=***"
+    assert "hunter2" not in _scrub("FATAL: password authentication failed (hunter2)", url)
+
+
 def test_open_study_from_sqlite_and_closest_names(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     make_study(12, storage=url, name="mobilevit-cpu-30ms")
