@@ -45,3 +45,7 @@ class Estimator(Protocol):
     def estimate(self, model: nn.Module, imgsz: int) -> Estimate:
         """Estimate ``model`` (a freshly initialised classifier; left unchanged) at ``imgsz`` px."""
         ...
+
+# The registered estimators also have ``signals`` (what they read), ``value_of(signals)``
+# and ``reference_values(rows)`` (their out-of-sample values on the reference table), which
+# is what ``estimator_validity`` and the benchmark use; a plugged-in one needs only the above.

@@ -74,12 +74,15 @@ class SignalEstimator:
     def signals(self) -> tuple[str, ...]:
         return (self.signal,)
 
+    def value_of(self, values: dict[str, float]) -> float:
+        return values[self.signal]
+
     def estimate(self, model: nn.Module, imgsz: int) -> Estimate:
         values, seconds = _timed(model, imgsz, self.signals)
-        return Estimate(self.name, self.kind, values[self.signal], False, seconds, values)
+        return Estimate(self.name, self.kind, self.value_of(values), False, seconds, values)
 
     def reference_values(self, rows: Sequence[ReferenceRow]) -> list[float]:
-        return [r.signals[self.signal] for r in rows]
+        return [self.value_of(r.signals) for r in rows]
 
 
 def _percentile(value: float, population: Sequence[float]) -> float:
@@ -100,15 +103,17 @@ class RankAverage:
     def label(self) -> str:
         return f"mean percentile of {' and '.join(self.signals)} among the published presets"
 
-    def _score(self, values: dict[str, float], rows: Sequence[ReferenceRow]) -> float:
+    def value_of(self, values: dict[str, float], rows: Sequence[ReferenceRow] | None = None) -> float:
+        """Mean percentile of the signals among ``rows`` (default: the reference table)."""
+        rows = reference_rows() if rows is None else rows
         return sum(_percentile(values[s], [r.signals[s] for r in rows]) for s in self.signals) / len(self.signals)
 
     def estimate(self, model: nn.Module, imgsz: int) -> Estimate:
         values, seconds = _timed(model, imgsz, self.signals)
-        return Estimate(self.name, self.kind, self._score(values, reference_rows()), False, seconds, values)
+        return Estimate(self.name, self.kind, self.value_of(values), False, seconds, values)
 
     def reference_values(self, rows: Sequence[ReferenceRow]) -> list[float]:
-        return [self._score(r.signals, rows) for r in rows]
+        return [self.value_of(r.signals, rows) for r in rows]
 
 
 @lru_cache(maxsize=64)
@@ -136,13 +141,14 @@ class FittedEstimator:
         in_table = family is not None and any(r.family == family for r in reference_rows())
         return replace(self, exclude_family=family if in_table else None)
 
-    def predict(self, values: dict[str, float]) -> float:
+    def value_of(self, values: dict[str, float]) -> float:
+        """Estimated top-1 % from the signals, fitted on the reference table (less ``exclude_family``)."""
         return _from_error_target(self.fit().predict(values))
 
     def estimate(self, model: nn.Module, imgsz: int) -> Estimate:
         values, seconds = _timed(model, imgsz, self.signals)
         details = dict(values, outside_reference=float(self.outside_reference(values)))
-        return Estimate(self.name, self.kind, self.predict(values), True, seconds, details)
+        return Estimate(self.name, self.kind, self.value_of(values), True, seconds, details)
 
     def outside_reference(self, values: dict[str, float]) -> int:
         """How many of the signals lie outside the range of the presets fitted on (extrapolation)."""

@@ -5,9 +5,11 @@ fitted estimators were fitted on scores of these very inputs, so the estimator a
 uses them (a user's ``--data`` is for proxy training, not for this).
 
 ``natural`` images are random fields with the 1/f amplitude spectrum of natural photos
-(each channel and image its own draw, a shared random colour cast), which measured as
-well as real CIFAR-10 images upsampled to the native size (benchmarks/accuracy_validity.py
-``--inputs``); ``synthetic`` are the proxy task's texture-and-layout images.
+(each channel and image its own draw, a shared random colour cast); ``synthetic`` are the
+proxy task's texture-and-layout images. In an exploratory run over the 31 published
+presets (not part of the benchmark), scores on 1/f fields and on real CIFAR-10 images
+upsampled to the native size ordered the presets alike (ZiCo tau 0.48 vs 0.47, 30/35
+matched pairs each; grad-norm 0.30 vs 0.39), and the product cannot ship real images.
 """
 
 from __future__ import annotations
