@@ -26,9 +26,9 @@ class LinearFit:
         z = [(values[f] - m) / s for f, m, s in zip(self.features, self.mean, self.scale)]
         return float(self.intercept + np.dot(self.weights, z))
 
-    def describe(self) -> str:
-        terms = " ".join(f"{w:+.2f}·z({f})" for f, w in zip(self.features, self.weights))
-        return f"top-1 = {self.intercept:.2f} {terms} (ridge, {self.n} models)"
+    def describe(self, target: str = "top-1") -> str:
+        terms = " ".join(f"{w:+.3f}·z({f})" for f, w in zip(self.features, self.weights))
+        return f"{target} = {self.intercept:.3f} {terms} (ridge, {self.n} models)"
 
 
 def fit_linear(rows: Sequence[Mapping[str, float]], truth: Sequence[float], features: Sequence[str],
