@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from nasbench import __version__
-from nasbench.report.files import ensure_writable_dir
+from nasbench.report.files import csv_text, ensure_writable_dir
 from nasbench.report.page import (
     BASELINE_COLOR,
     CROSSCHECK_NOTE,
@@ -280,9 +280,9 @@ def write_compare_report(frame: pd.DataFrame, out_dir: Path, *, csv_path: Path |
     """
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "report directory")
-    csv_text = frame.to_csv(index=False)
-    files = {out_dir / "compare.csv": csv_text}
+    table = csv_text(frame)
+    files = {out_dir / "compare.csv": table}
     if csv_path is not None:
-        files[Path(csv_path)] = csv_text
+        files[Path(csv_path)] = table
     files[out_dir / "index.html"] = render_compare_html(frame, command=command)
     return write_files(files)

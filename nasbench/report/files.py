@@ -12,6 +12,8 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -31,32 +33,107 @@ def atomic_write_text(path: Path, text: str) -> Path:
     - any OSError becomes one UserError line naming the file.
     Returns ``path`` as given.
     """
-    target = Path(os.path.realpath(path))
+    return write_together({path: text})[0]
+
+
+def write_together(files: Mapping[Path, str]) -> list[Path]:
+    """Write several files (as ``atomic_write_text``) so that a failure changes none of them.
+
+    Every new text is first written and flushed to a temporary beside its file; only when
+    all of them are on disk are they moved into place, in the order given. A full disk or
+    a read-only file therefore leaves the old set whole (a report's CSVs never newer than
+    its page, or the other way round), and no temporary behind.
+    """
+    staged: list[_Staged] = []
     try:
-        if target.exists() and not target.is_file():
-            if target.is_dir():
-                raise UserError(f"cannot write '{path}': it is a directory")
-            with open(target, "w", encoding="utf-8") as f:  # a device or FIFO: in place
-                f.write(text)
-            return path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(target)
-        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask()
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())  # the rename must not land before the data
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            with _suppress():
-                os.unlink(tmp)
-            raise
+        for path, text in files.items():
+            staged.append(_Staged(Path(path), Path(os.path.realpath(path)), text))
+            _stage(staged[-1])
+        for item in staged:
+            _check_replaceable(item)
+        for item in staged:
+            _commit(item)
     except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    return path
+        failed = next((i.path for i in staged if i.failed), staged[-1].path)
+        raise UserError(f"cannot write '{failed}': {exc.strerror or exc}"
+                        + ("; nothing was changed" if len(files) > 1 and not any(i.done for i in staged) else "")
+                        ) from None
+    finally:
+        for item in staged:
+            if item.tmp is not None and not item.done:
+                with _suppress():
+                    os.unlink(item.tmp)
+    return list(files)
+
+
+@dataclass
+class _Staged:
+    path: Path  # as given
+    target: Path  # symlinks resolved
+    text: str
+    tmp: str | None = None  # None: written in place at commit (a device, a FIFO)
+    done: bool = False
+    failed: bool = False
+
+
+def _stage(item: _Staged) -> None:
+    """Write the new text to a temporary beside the target (nothing for a device or FIFO)."""
+    try:
+        if item.target.is_dir():
+            raise UserError(f"cannot write '{item.path}': it is a directory")
+        if item.target.exists() and not item.target.is_file():
+            return
+        item.target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(item.target)
+        mode = stat.S_IMODE(item.target.stat().st_mode) if item.target.exists() else 0o666 & ~_umask()
+        fd, item.tmp = tempfile.mkstemp(prefix=f".{item.target.name}.", suffix=".tmp", dir=item.target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(item.text)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not land before the data
+        os.chmod(item.tmp, mode)
+    except OSError:
+        item.failed = True
+        raise
+
+
+def _check_replaceable(item: _Staged) -> None:
+    """Refuse before anything moves: an existing file that may not be written (immutable,
+    read-only for this user) would fail its rename after the others had landed."""
+    if item.tmp is not None and item.target.exists() and not os.access(item.target, os.W_OK):
+        item.failed = True
+        raise PermissionError(1, "the file is not writable (read-only or immutable)", str(item.path))
+
+
+def _commit(item: _Staged) -> None:
+    try:
+        if item.tmp is None:
+            with open(item.target, "w", encoding="utf-8") as f:  # a device or FIFO: in place
+                f.write(item.text)
+        else:
+            os.replace(item.tmp, item.target)
+        item.done = True
+    except OSError:
+        item.failed = True
+        raise
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...)
+# in a config name); a leading apostrophe makes it text, as OWASP's CSV-injection advice says.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(frame) -> str:
+    """``frame.to_csv(index=False)`` with text cells that a spreadsheet would run as a formula
+    neutralised. Numbers (a negative latency delta) are left as they are."""
+    def safe(value):
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+    text_columns = [c for c in frame.columns if frame[c].dtype.kind not in "biufcmM"]  # not numbers or times
+    cleaned = frame.copy()
+    for column in text_columns:
+        cleaned[column] = cleaned[column].map(safe)
+    return cleaned.to_csv(index=False)
 
 
 def _umask() -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from nasbench.report.files import atomic_write_text
+from nasbench.report.files import write_together
 from nasbench.report.schema import column_doc
 from nasbench.report.svg import PALETTE
 from nasbench.report.table import format_cell
@@ -317,4 +317,4 @@ def render_page(*, kind: str, title: str, title_id: str, sub: str, sections: Seq
 def write_files(files: Mapping[Path, str]) -> list[Path]:
     """Replace every file atomically; HTML pages last, so a page is never newer than the CSVs it points to."""
     order = sorted(files, key=lambda p: p.suffix == ".html")  # stable: CSVs in the order given, then pages
-    return [atomic_write_text(Path(p), files[p]) for p in order]
+    return write_together({Path(p): files[p] for p in order})

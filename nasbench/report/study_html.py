@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from nasbench.report.files import ensure_writable_dir
+from nasbench.report.files import csv_text, ensure_writable_dir
 from nasbench.report.page import (
     BASELINE_COLOR,
     DEPLOY_NOTE,
@@ -547,8 +547,8 @@ def write_report_files(data: StudyData, out_dir: Path, *, storage_label: str | N
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "report directory")
     texts = {
-        "trials.csv": data.trials.to_csv(index=False),
-        "pareto.csv": data.pareto.to_csv(index=False),
+        "trials.csv": csv_text(data.trials),
+        "pareto.csv": csv_text(data.pareto),
         "index.html": render_study_html(data, storage_label=storage_label),
     }
     return write_files({out_dir / name: text for name, text in texts.items()})

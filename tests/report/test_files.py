@@ -9,7 +9,7 @@ import time
 import pytest
 
 from nasbench.errors import UserError
-from nasbench.report.files import STALE_TEMP_S, atomic_write_text
+from nasbench.report.files import STALE_TEMP_S, atomic_write_text, csv_text, write_together
 
 
 def test_a_symlink_is_followed_and_stays_a_link(tmp_path) -> None:
@@ -72,3 +72,44 @@ def test_errors_are_one_line(tmp_path) -> None:
     blocked.write_text("")
     with pytest.raises(UserError, match="cannot write"):
         atomic_write_text(blocked / "under_a_file.txt", "x")
+
+
+def test_a_failed_write_of_several_files_changes_none_of_them(tmp_path, monkeypatch) -> None:
+    """A disk that fills while a report is written leaves the old report whole (row 9)."""
+    old = {tmp_path / "trials.csv": "old trials", tmp_path / "pareto.csv": "old pareto",
+           tmp_path / "index.html": "old page"}
+    for path, text in old.items():
+        path.write_text(text)
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(UserError) as exc:
+        write_together({path: "new" for path in old})
+    assert str(exc.value) == f"cannot write '{tmp_path / 'pareto.csv'}': No space left on device; nothing was changed"
+    assert {p: p.read_text() for p in old} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "pareto.csv", "trials.csv"]  # no temporary
+
+
+def test_a_file_that_may_not_be_written_is_refused_before_any_moves(tmp_path, monkeypatch) -> None:
+    first, locked = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("old a")
+    locked.write_text("old b")
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(locked))  # as for an immutable file
+    with pytest.raises(UserError, match="b.csv': the file is not writable"):
+        write_together({first: "new a", locked: "new b"})
+    assert first.read_text() == "old a" and locked.read_text() == "old b"
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"name": ['=HYPERLINK("http://x")', "+1", "@SUM(A1)", "-cmd", "mobilevit_s", None],
+                          "delta_pct": [-5.0, 1.0, 2.0, -0.5, 0.0, 3.0]})
+    lines = csv_text(frame).splitlines()
+    assert lines[1:] == ['"\'=HYPERLINK(""http://x"")",-5.0', "'+1,1.0", "'@SUM(A1),2.0", "'-cmd,-0.5",
+                         "mobilevit_s,0.0", ",3.0"]
