@@ -10,15 +10,14 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from nasbench import __version__
+from nasbench.console import error_line, stderr_console, stdout_console, styled
 from nasbench.errors import UserError
+from nasbench.options import FiniteFloat
 
-# Not a terminal (pipes, CI logs): use a wide fixed width so tables are not squeezed.
-console = Console() if sys.stdout.isatty() else Console(width=200)
-err_console = Console(stderr=True)
+console = stdout_console()
+err_console = stderr_console()
 
 DEFAULT_REPORTS = Path("reports")
 
@@ -31,11 +30,11 @@ class NasbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(str(exc)), highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except click.UsageError as exc:  # click prints usage + hint + message on three lines
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            err_console.print(f"[bold red]error:[/] {escape(exc.format_message())} (see `{where} -h`)",
+            err_console.print(error_line(f"{exc.format_message()} (see `{where} -h`)"),
                               highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -102,7 +101,7 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
         table.add_row(*cells)
     console.print(table)
     for source, names in sources.items():
-        console.print(f"published top-1 of {', '.join(names)}: {source}", highlight=False, markup=False)
+        console.print(f"published top-1 of {', '.join(names)}: {source}", highlight=False)
 
 
 @main.command("estimators")
@@ -145,7 +144,7 @@ def _timing_options(f):
         click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model."),
         click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
                      help="Warm-up runs per model."),
-        click.option("--time-limit", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+        click.option("--time-limit", type=FiniteFloat(min=0.1), default=60.0, show_default=True,
                      help="Seconds for all timing together; fewer runs are taken (and flagged) beyond it."),
         click.option("--no-fuse", is_flag=True, help="Measure the training form (BN and rep-branches unfolded)."),
     ]
@@ -229,18 +228,18 @@ def _print_context(frame) -> None:
         f"device: {first['device_name']} ({first['device']}), {first['dtype']}, batch {first['batch']}, "
         f"threads {first['threads']}, torch {first['torch_version']}"
         + (f", CUDA {first['cuda_version']}" if first["cuda_version"] else "")
-        + f"\ntimed: {frame.attrs.get('timing_what', '')}"
-        + ("\n[yellow]time limit reached: fewer runs than asked (see latency_runs)[/]" if limited else ""),
-        highlight=False,
-    )
+        + f"\ntimed: {frame.attrs.get('timing_what', '')}", highlight=False)
+    if limited:
+        console.print(styled(("time limit reached: fewer runs than asked (see latency_runs)", "yellow")))
     if "estimator" in frame.columns:
         from nasbench.estimate import validity_line
 
-        console.print(f"estimate: {validity_line(frame['estimator'].iloc[0])}", highlight=False, markup=False)
+        console.print(f"estimate: {validity_line(frame['estimator'].iloc[0])}", highlight=False)
     if "det_timing_what" in frame.attrs:
-        console.print(f"detector: {frame.attrs['det_timing_what']}; Δ % = 100 × (value / rtdetr_l's − 1)"
-                      + ("\n[yellow]detector time limit reached: fewer runs (see det_latency_runs)[/]"
-                         if bool(frame["det_time_limited"].any()) else ""), highlight=False)
+        console.print(f"detector: {frame.attrs['det_timing_what']}; Δ % = 100 × (value / rtdetr_l's − 1)",
+                      highlight=False)
+        if bool(frame["det_time_limited"].any()):
+            console.print(styled(("detector time limit reached: fewer runs (see det_latency_runs)", "yellow")))
 
 
 def _print_by_module(names: list[str], opts) -> None:

@@ -8,3 +8,8 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class BuildError(UserError):
+    """A config the family's builder rejected (ValueError, RuntimeError ... inside ``build``):
+    one line in ``compare``; in ``search`` the trial fails with this reason and the search goes on."""

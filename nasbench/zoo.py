@@ -27,8 +27,9 @@ import yaml
 from torch import nn
 
 from nasbench import families as families_pkg
-from nasbench.errors import UserError
-from nasbench.families.base import Family, config_from_dict, config_to_dict
+from nasbench.errors import BuildError, UserError
+from nasbench.families.base import Family, config_from_dict, config_to_dict, plausibility_problems
+from nasbench.yamlfile import load_yaml
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -68,7 +69,15 @@ class ModelSpec:
         cfg = self.config
         if num_classes is not None:
             cfg = config_from_dict(fam.config_cls, {"num_classes": num_classes}, base=cfg)
-        return fam.build(cfg)
+        try:
+            return fam.build(cfg)
+        except BUILDER_ERRORS as exc:  # an implausible config the checks let through
+            raise BuildError(f"cannot build {self.name} ({self.family}): {type(exc).__name__}: "
+                             f"{_first_line(exc)}") from None
+
+
+# What a family builder raises for a config it cannot build (a bad shape, a bad rate).
+BUILDER_ERRORS = (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError, AssertionError)
 
 
 def closest_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
@@ -102,7 +111,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise UserError(f"config file not found: {path}")
     try:
         text = path.read_text()
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read config {path}: {first}") from None
@@ -160,6 +169,9 @@ def spec_from_mapping(data: dict[str, Any], default_name: str, where: str = "con
         problem = knob_type_error(fam.config_cls, knob, value)
         if problem:
             raise UserError(f"{where}: knob '{knob}' of family '{family_name}' {problem}")
+    implausible = plausibility_problems(cfg)
+    if implausible:
+        raise UserError(f"{where}: {implausible[0]}")
     validate = getattr(cfg, "validate", None)
     if callable(validate):
         try:

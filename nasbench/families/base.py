@@ -117,4 +117,37 @@ def config_from_dict(config_cls: type, knobs: Mapping[str, Any], base: Any | Non
     return config_cls(**values)
 
 
-__all__ = ["Backbone", "Family", "Published", "fuse_for_deploy", "config_to_dict", "config_from_dict", "field"]
+# Limits no lightweight backbone comes near (the widest preset layer: VOLO-D5's 768 dims x 4,
+# its deepest: 32 blocks), checked on the config before anything is built: a space
+# `int: [1, 1000000]` or a 100000-wide layer would otherwise allocate gigabytes first.
+MAX_KNOB_INT = 16384  # any integer knob (a width, a depth, a head count), element-wise
+MAX_KNOB_FLOAT = 64.0  # any ratio or multiplier
+
+
+def _numbers(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def plausibility_problems(cfg: Any) -> list[str]:
+    """What makes ``cfg`` implausible for any family, before the family's own validate():
+    a negative class count, a rate outside [0, 1), a non-finite number, a knob past the caps."""
+    problems = []
+    for f in dataclasses.fields(cfg):
+        value, numbers = getattr(cfg, f.name), _numbers(getattr(cfg, f.name))
+        if f.name == "num_classes" and isinstance(value, int) and value < 0:
+            problems.append(f"num_classes must be >= 0 (0 = no classifier, pooled features), got {value}")
+        elif any(n != n or n in (float("inf"), float("-inf")) for n in numbers):
+            problems.append(f"{f.name} must be finite, got {value!r}")
+        elif f.name.endswith("_rate") and not all(0.0 <= n < 1.0 for n in numbers):
+            problems.append(f"{f.name} is a probability in [0, 1), got {value!r}")
+        elif any(isinstance(n, int) and n > MAX_KNOB_INT for n in numbers):
+            problems.append(f"{f.name} = {value!r} is past the plausible limit of {MAX_KNOB_INT} per value")
+        elif any(isinstance(n, float) and abs(n) > MAX_KNOB_FLOAT for n in numbers):
+            problems.append(f"{f.name} = {value!r} is past the plausible limit of {MAX_KNOB_FLOAT:g} for a ratio")
+    return problems
+
+
+__all__ = ["Backbone", "Family", "MAX_KNOB_INT", "Published", "fuse_for_deploy", "config_to_dict", "config_from_dict",
+           "field", "plausibility_problems"]

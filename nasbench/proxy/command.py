@@ -20,11 +20,12 @@ from xml.sax.saxutils import escape
 
 import click
 import torch
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
+from nasbench.options import FiniteFloat
 from nasbench.proxy.augment import AUGMENTS
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, plan_steps, train_proxy
@@ -40,28 +41,29 @@ CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "val_images", "
 @click.option("--data", "data_src", metavar="SRC", default=None,
               help="ImageFolder dir (train/<class>/ + val/<class>/, or one <class>/ tree), a CIFAR-10/100 "
                    "python-pickle dir, or omitted / 'synthetic' for the built-in generated task.")
-@click.option("--val-split", type=float, default=0.1, show_default=True,
+@click.option("--val-split", type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True), default=0.1, show_default=True,
               help="Fraction of each class held out for val when --data is a single <class>/ tree.")
 @click.option("--imgsz", type=int, default=None,
               help="Training side in px [default: 32 for synthetic and CIFAR; for folders the first image's "
                    "shorter side, at most 128].")
 @click.option("--steps", type=int, default=None, help=f"Optimizer steps [default: {DEFAULT_STEPS}].")
-@click.option("--epochs", type=float, default=None, help="Length in passes over the training set (instead of --steps).")
+@click.option("--epochs", type=FiniteFloat(min=0.0, min_open=True), default=None,
+              help="Length in passes over the training set (instead of --steps).")
 @click.option("--batch", type=int, default=128, show_default=True, help="Images per step.")
-@click.option("--lr", type=float, default=2e-3, show_default=True,
+@click.option("--lr", type=FiniteFloat(min=0.0, min_open=True), default=2e-3, show_default=True,
               help="Peak AdamW learning rate (linear warm-up over 5% of the steps, then cosine).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds model init, batch order, augmentation and the synthetic data.")
 @click.option("--amp", type=click.Choice(AMP_CHOICES), default="auto", is_flag=False, flag_value="on",
               show_default=True, help="Autocast: auto = bf16/fp16 on CUDA, off elsewhere; --amp alone = on.")
-@click.option("--mixup", type=float, default=0.0, is_flag=False, flag_value=0.8, show_default=True,
+@click.option("--mixup", type=FiniteFloat(min=0.0), default=0.0, is_flag=False, flag_value=0.8, show_default=True,
               help="Mixup Beta alpha (0 = off; --mixup alone = 0.8).")
-@click.option("--cutmix", type=float, default=0.0, is_flag=False, flag_value=1.0, show_default=True,
+@click.option("--cutmix", type=FiniteFloat(min=0.0), default=0.0, is_flag=False, flag_value=1.0, show_default=True,
               help="CutMix Beta alpha (0 = off; --cutmix alone = 1.0).")
-@click.option("--ema", type=float, default=None, is_flag=False, flag_value=0.999,
+@click.option("--ema", type=FiniteFloat(0.0, 1.0, max_open=True), default=None, is_flag=False, flag_value=0.999,
               help="Evaluate an EMA of the weights with this decay (--ema alone = 0.999).")
-@click.option("--label-smoothing", type=float, default=0.1, show_default=True)
+@click.option("--label-smoothing", type=FiniteFloat(0.0, 1.0, max_open=True), default=0.1, show_default=True)
 @click.option("--augment", type=click.Choice(AUGMENTS), default="auto", show_default=True,
               help="Crop policy: auto = pad-crop up to 64 px, random-resized-crop above.")
 @click.option("--evals", type=int, default=10, show_default=True, help="Evaluations on the val set (curve points).")
@@ -106,18 +108,19 @@ def train(
     out_dir = out if out is not None else default_out_dir()
     check_out_dir(out_dir)  # before training, not after it
     spec = resolve(model)
-    err = Console(stderr=True)
+    err = stderr_console()
     with err.status("decoding data ..."):
         data = load_data(data_src, imgsz=imgsz, seed=seed, val_split=val_split)
     plan_steps(steps, epochs, data.info.n_train, batch)  # a bad --batch fails here, before any output
     err.print(f"data: {data.info.describe()}", highlight=False, soft_wrap=True)
     if data.info.skipped:
-        err.print(f"[yellow]skipped {len(data.info.skipped)} unreadable image(s), e.g. {data.info.skipped[0]}[/]")
+        skipped = f"skipped {len(data.info.skipped)} unreadable image(s), e.g. {data.info.skipped[0]}"
+        err.print(styled((skipped, "yellow")))
     torch.manual_seed(seed)  # fixed initial weights: the same command gives the same curve
     net = spec.build(num_classes=data.num_classes)
 
     progress = Progress(
-        TextColumn("[bold]train[/] {task.description}"),
+        TextColumn("train {task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
@@ -154,7 +157,7 @@ def train(
         )
 
     written = write_outputs(out_dir, result, spec.name)
-    console = Console()
+    console = stdout_console()
     console.print(summary_table(result, spec.name))
     for path in written:
         console.print(f"wrote {path}", highlight=False, soft_wrap=True)  # paths stay copy-pasteable

@@ -47,6 +47,12 @@ MAX_UNREADABLE_FRACTION = 0.01
 # Default stored side for ImageFolder data when imgsz is not given: the first image's
 # shorter side, capped so a folder of photos does not silently fill the memory.
 DEFAULT_IMGSZ_CAP = 128
+# Proxy training stores every image decoded at this side: 1024 px is already 3 MB per image.
+MAX_IMGSZ = 1024
+# What Pillow raises for a file it cannot decode. DecompressionBombError: more than twice
+# Image.MAX_IMAGE_PIXELS (a 20000 x 20000 PNG would decode to 1.2 GB); such a file is
+# skipped like any unreadable one.
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 # Images at most this many pixels are decoded serially (measured: 32x32 JPEGs decode at
 # 0.12 ms each serially and 0.19 ms with 2-4 threads on a 2-core machine).
 PARALLEL_DECODE_MIN_PIXELS = 128 * 128
@@ -178,6 +184,8 @@ def load_data(
     """
     if imgsz is not None and imgsz < 8:
         raise UserError(f"--imgsz must be at least 8 px, got {imgsz}")
+    if imgsz is not None and imgsz > MAX_IMGSZ:  # before any image is decoded at that size
+        raise UserError(f"--imgsz must be at most {MAX_IMGSZ} px for proxy training, got {imgsz}")
     if source is None or str(source) == "synthetic":
         return make_synthetic(
             seed=seed, imgsz=imgsz or SYNTHETIC_IMGSZ, n_train=synthetic_train, n_val=synthetic_val
@@ -218,7 +226,7 @@ def decode_file(path: Path, size: int) -> np.ndarray | None:
             img.draft("RGB", (size, size))
             img.load()
             return fit_square(img, size)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except UNREADABLE:
         return None
 
 
@@ -239,7 +247,7 @@ def _pixels_of_first(paths: Sequence[Path]) -> int:
     try:
         with Image.open(paths[0]) as img:  # reads the header only
             return img.size[0] * img.size[1]
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except UNREADABLE:
         return 0
 
 
@@ -377,7 +385,7 @@ def _default_imgsz(files: list[Path]) -> int:
         try:
             with Image.open(path) as img:
                 return max(8, min(DEFAULT_IMGSZ_CAP, min(img.size)))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except UNREADABLE:
             continue
     return DEFAULT_IMGSZ_CAP
 

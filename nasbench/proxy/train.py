@@ -416,7 +416,7 @@ def train_proxy(
     if probe_val is not None and probe_val < 1:
         raise UserError(f"probe_val must be at least 1 image, got {probe_val}")
     for name, value in (("--lr", lr), ("--evals", evals)):
-        if value <= 0:
+        if not value > 0 or not math.isfinite(value):  # nan fails every comparison
             raise UserError(f"{name} must be positive, got {value}")
     if not 0.0 <= warmup < 1.0:
         raise UserError(f"warmup must be a fraction of the steps in [0, 1), got {warmup}")

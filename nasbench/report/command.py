@@ -6,12 +6,12 @@ Registered by ``nasbench.cli`` (``main.add_command(report)``). Errors are ``User
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from nasbench.console import stdout_console
 from nasbench.report.files import ensure_writable_dir
 from nasbench.report.study import (
     DEFAULT_STORAGE,
@@ -31,9 +31,6 @@ REFERENCE_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("trial"
                                                                           "duration_s")]
 
 
-def _console() -> Console:
-    # Not a terminal (pipes, CI logs): a wide fixed width so the table is not squeezed.
-    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def summary_lines(data: StudyData) -> list[str]:
@@ -75,24 +72,23 @@ def report(study_name: str, storage: str, out_dir: Path | None) -> None:
     family, the optimisation history, knob importances, every trial, and each Pareto
     point's config as YAML that `nasbench compare` accepts. FLOPs = 2 x MACs.
     """
-    import optuna
+    from nasbench.search.workers import quiet_optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     study = open_study(study_name, storage)  # a wrong name fails here, before any directory is made
     out_dir = out_dir or DEFAULT_REPORTS / report_dirname(study_name)
     ensure_writable_dir(out_dir, "report directory")  # and an unwritable one before the work
-    render_study(study, out_dir, mask_url(storage), _console())
+    render_study(study, out_dir, mask_url(storage), stdout_console())
 
 
 def render_study(study, out_dir: Path, storage_label: str, console: Console) -> list[Path]:
     """Print the Pareto set and summary of ``study``; write its report files."""
-    from rich.markup import escape
 
     from nasbench.report.table import rows_table
 
     data = load_study_data(study)
     if len(data.pareto):
-        console.print(rows_table(data.pareto, title=escape(f"Pareto set of {data.name} (fastest first)"),
+        console.print(rows_table(data.pareto, title=f"Pareto set of {data.name} (fastest first)",
                                  columns=PARETO_TERMINAL_COLUMNS))
     else:
         console.print("no feasible completed trial yet: the Pareto set is empty")
@@ -104,7 +100,7 @@ def render_study(study, out_dir: Path, storage_label: str, console: Console) -> 
                                  title="named presets and rtdetr-l baseline, measured the same way",
                                  columns=REFERENCE_TERMINAL_COLUMNS))
     for line in summary_lines(data):
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False)
     written = write_report_files(data, out_dir, storage_label=storage_label)
-    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
+    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
     return written

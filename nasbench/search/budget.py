@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from nasbench.errors import UserError
@@ -20,6 +21,8 @@ def parse_budget_ms(text: str) -> float:
     if not m:
         raise UserError(f"cannot read budget '{text}': use a positive time with a unit, e.g. {BUDGET_FORMS}")
     value = float(m.group(1)) * _TIME_UNITS_MS[m.group(2)]
+    if not math.isfinite(value):  # 1e309 parses as inf: every candidate would be "within budget"
+        raise UserError(f"budget must be a finite time, got '{text}' (e.g. {BUDGET_FORMS})")
     if value <= 0:
         raise UserError(f"budget must be positive, got '{text}' (e.g. {BUDGET_FORMS})")
     return value
@@ -30,7 +33,10 @@ def parse_count(text: str, what: str) -> int:
     m = _COUNT.match(str(text))
     if not m:
         raise UserError(f"cannot read {what} '{text}': use a number with an optional k/M/G suffix, e.g. 5M, 500M")
-    value = int(round(float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]))
+    number = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
+    if not math.isfinite(number):
+        raise UserError(f"{what} must be a finite number, got '{text}'")
+    value = int(round(number))
     if value <= 0:
         raise UserError(f"{what} must be positive, got '{text}'")
     return value

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
+from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
+from nasbench.options import FiniteFloat
 from nasbench.report.files import atomic_write_text, ensure_writable_dir
 from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
 from nasbench.search.budget import BUDGET_FORMS, parse_budget_ms, parse_count
@@ -25,14 +26,13 @@ from nasbench.search.workers import (
     joining_seed,
     make_storage,
     optimize_until_total,
+    quiet_optuna,
     storage_url_problem,
 )
 
 DEFAULT_REPORTS = Path("reports")
 
 
-def _console() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner=None,
@@ -100,7 +100,7 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--max-total", type=click.IntRange(min=1), default=None,
               help="Exactly this many finished trials in the study, all workers together (this worker stops "
                    "earlier at --trials).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None,
+@click.option("--timeout", type=FiniteFloat(min=1), default=None,
               help="Stop starting trials after this many seconds.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda, cuda:N (what latency is measured on).")
@@ -112,7 +112,7 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Proxy data: ImageFolder or CIFAR pickle dir [default: built-in synthetic task].")
 @click.option("--proxy-steps", type=click.IntRange(min=1), default=120, show_default=True,
               help="Proxy training steps per trial.")
-@click.option("--proxy-seconds", type=click.FloatRange(min=1), default=None,
+@click.option("--proxy-seconds", type=FiniteFloat(min=1), default=None,
               help="Also stop a proxy run at the first evaluation after this many seconds.")
 @click.option("--proxy-imgsz", type=click.IntRange(min=8), default=32, show_default=True, help="Proxy training px.")
 @click.option("--proxy-batch", type=click.IntRange(min=1), default=64, show_default=True)
@@ -154,12 +154,11 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     Pareto front (latency vs objective) beside the named presets, measured the same
     way, and a report under reports/.
     """
-    import optuna
 
     from nasbench.search import study as st
     from nasbench.search.space import resolve_space_arg
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     if no_train and objective not in ("estimate", "macs"):
         raise UserError(f"--no-train means --objective macs; it contradicts --objective {objective}")
     if data is not None and (no_train or objective != "proxy"):
@@ -177,8 +176,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads,
     )
     spaces = resolve_space_arg(space_arg)
-    console = _console()
-    err = Console(stderr=True)
+    console = stdout_console()
+    err = stderr_console()
     with err.status("preparing") as status:
         search_ = st.Search(spaces, opts, log=lambda s: status.update(s))
         name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
@@ -194,13 +193,13 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
             for k, v in attrs.items():
                 study.set_user_attr(k, v)
     before = len(study.trials)
-    console.print(f"study [bold]{name}[/] in {mask_url(storage)}: {before} earlier trial(s)"
-                  + (", resuming" if before else "") + f"; sampler seed {sampler_seed}", highlight=False)
+    console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
+                         + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
     if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
         console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
     validity = (study.user_attrs.get("objective_validity") or {}).get("line")
     if validity:
-        console.print(f"objective: {validity}", highlight=False, markup=False)
+        console.print(f"objective: {validity}", highlight=False)
 
     from rich.progress import (
         BarColumn,
@@ -246,7 +245,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     done = len(study.trials) - before
     console.print(f"{done} trial(s) this run, {st.feasible_count(study)} feasible in the study; "
                   f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
-                  highlight=False, markup=False)
+                  highlight=False)
     if interrupted:
         err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
                   "the same command resumes")
@@ -262,12 +261,11 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
               show_default=True, help="Directory for the YAML files.")
 def export(study_name, trial_number, pareto, storage, out_dir) -> None:
     """Write searched configs as YAML files that `compare` and `train` accept."""
-    import optuna
     import yaml
 
     from nasbench.report.study import load_study_data
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     study = open_study(study_name, storage)
     if trial_number is not None and pareto:
         raise UserError("use either --trial N or --pareto, not both")
@@ -283,10 +281,10 @@ def export(study_name, trial_number, pareto, storage, out_dir) -> None:
         if not chosen:
             raise UserError(f"study '{study_name}' has no feasible completed trial yet: nothing to export")
     ensure_writable_dir(out_dir, "export directory")
-    console = _console()
+    console = stdout_console()
     for t in chosen:
         config = dict(t.user_attrs["config"])
         name = f"{report_dirname(study_name)}-t{t.number:04d}"
         text = yaml.safe_dump({"name": name, **config}, sort_keys=False)
         path = atomic_write_text(out_dir / f"{name}.yaml", text)
-        console.print(f"wrote {path}", highlight=False, markup=False)
+        console.print(f"wrote {path}", highlight=False)

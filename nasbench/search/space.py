@@ -41,8 +41,9 @@ import yaml
 
 from nasbench import zoo
 from nasbench.errors import UserError
-from nasbench.families.base import Family
+from nasbench.families.base import Family, plausibility_problems
 from nasbench.families.layers import make_divisible
+from nasbench.yamlfile import load_yaml
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"
 KINDS = ("choices", "int", "float")
@@ -127,7 +128,7 @@ def resolve_space_arg(arg: str) -> list[Space]:
 def load_space(path: Path) -> Space:
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read space {where}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -156,7 +157,7 @@ def parse_space(data: dict, where: str, name: str) -> Space:
         raise UserError(f"space {where}: 'knobs' must be a non-empty mapping")
     knobs = tuple(parse_knob(k, v, fields, where) for k, v in raw_knobs.items())
     for knob in knobs:
-        problem = domain_type_error(knob, fam.config_cls)
+        problem = domain_type_error(knob, fam.config_cls) or domain_plausibility_error(knob, base)
         if problem:
             raise UserError(f"space {where}, knob '{knob.name}': {problem}")
     constraints = tuple(parse_constraint(c, fields, where) for c in data.get("constraints") or [])
@@ -229,6 +230,22 @@ def domain_type_error(knob: Knob, config_cls: type) -> str | None:
     element = bool(knob.per_stage or knob.repeat)  # each value is one element of a tuple field
     problems = (zoo.knob_type_error(config_cls, knob.target, v, element=element) for v in values)
     return next((f"field '{knob.target}' {p}" for p in problems if p), None)
+
+
+def domain_plausibility_error(knob: Knob, base: Any) -> str | None:
+    """A bound or choice that would make a config past the plausible limits (a depth of
+    1,000,000, a rate of 5): refused with the space, before any trial builds anything."""
+    for v in knob.domain:
+        if knob.scale:
+            fields = {f: _scaled(getattr(base, f), v, knob.divisor) for f in knob.scale}
+        elif knob.times:
+            fields = {knob.target: _scaled(getattr(base, knob.times), v, knob.divisor)}
+        else:
+            fields = {knob.target: (v,) if knob.per_stage or knob.repeat else v}
+        problems = plausibility_problems(dataclasses.replace(base, **fields))
+        if problems:
+            return f"{v!r} is out of bounds: {problems[0]}"
+    return None
 
 
 def parse_constraint(spec: Any, fields: set[str], where: str) -> Constraint:
@@ -339,6 +356,7 @@ def violations(space: Space, config: Any) -> tuple[str, ...]:
         }[c.op]
         if not all(ok(a, b) for a, b in pairs):
             broken.append(c.describe())
+    broken += plausibility_problems(config)
     validate = getattr(config, "validate", None)
     if not broken and callable(validate):
         try:

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 from nasbench import __version__, zoo
 from nasbench.compare import Candidate as Measured
 from nasbench.compare import CompareOptions, measure_cost, prepare
-from nasbench.errors import UserError
+from nasbench.errors import BuildError, UserError
 from nasbench.families.base import config_to_dict
 from nasbench.measure.latency import TimingPlan, device_name, resolve_device, time_models
 from nasbench.search.budget import format_ms
@@ -243,6 +243,9 @@ class Search:
             trial.set_user_attr("reason", "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume")
             self.interrupted = True
             raise
+        except BuildError as exc:  # this candidate only: the trial fails with the reason, the search goes on
+            trial.set_user_attr("reason", str(exc)[:300])
+            raise RuntimeError(str(exc)) from None
         except (optuna.TrialPruned, UserError):
             raise
         except Exception as exc:  # recorded on the trial; Optuna marks it FAIL

@@ -20,6 +20,7 @@ processes on one machine without a database server.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import socket
@@ -51,6 +52,23 @@ TABLE_RACE_SIGNS = ("already exists", "alembic_version", "duplicate key")
 
 class SurplusTrial(Exception):
     """This trial would exceed --max-total: it ends FAIL before doing any work."""
+
+
+class _NoTraceback(logging.Filter):
+    """Optuna logs a failed trial with its whole traceback (87 lines for a builder's ValueError);
+    the reason is already one line in the message and on the trial (user attr ``reason``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_optuna() -> None:
+    """Optuna's warnings and errors only, each on one line (idempotent)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
 
 
 def worker_id() -> str:

@@ -65,6 +65,17 @@ TEXT_FILES = {
     "factory_raises.py": "def make():\n    raise RuntimeError('weights file missing')\n",
     "factory_not_module.py": "def make():\n    return {'conv': 3}\n",
     "factory_import_fails.py": "import not_installed_pkg\n\n\ndef make():\n    return None\n",
+    # the reliability issue's rows
+    "cfg_alias_bomb.yaml": "family: mobilevit\n" + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else 'x'] * 9)}]\n" for i in range(9)),
+    "space_alias_bomb.yaml": yaml.safe_dump(TINY_SPACE) + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else 'x'] * 9)}]\n" for i in range(9)),
+    "space_huge_depth.yaml": yaml.safe_dump(_space(knobs=_knobs(transformer_blocks={"int": [1, 1000000],
+                                                                                   "per_stage": 3}))),
+    "space_rate_range.yaml": yaml.safe_dump(_space(knobs=_knobs(drop_rate={"float": [2, 5]}))),
+    "cfg_drop_rate.yaml": "family: mobilevit\npreset: mobilevit_xxs\ndrop_rate: 5.0\n",
+    "cfg_too_wide.yaml": "family: mobilevit\npreset: mobilevit_xxs\nstage_channels: [16, 24, 48, 64, 100000]\n",
+    "cfg_negative_classes.yaml": "family: mobilevit\npreset: mobilevit_xxs\nnum_classes: -5\n",
 }
 
 
@@ -187,6 +198,29 @@ CASES = [
     case("steps_zero", "train mobilevit_xxs --steps 0", "--steps must be at least 1, got 0"),
     case("search_data_missing", "search --space tiny.yaml --budget 1s --objective proxy --data data/nope",
          "data directory not found: data/nope"),
+    # user text holding rich markup is printed as typed (it used to raise MarkupError or lose "[v2]")
+    case("markup_study_name", "report 'x[/]y'", "no study 'x[/]y'"),
+    case("markup_config_name", "compare 'model[v2].yaml'", "config file not found: model[v2].yaml"),
+    case("markup_budget", "search --space tiny.yaml --budget '1[/]ms' --study tiny", "cannot read budget '1[/]ms'"),
+    # resource bounds, before anything is built or decoded
+    case("config_alias_bomb", "compare cfg_alias_bomb.yaml", "cannot read config cfg_alias_bomb.yaml",
+         "YAML aliases (*name) are not accepted"),
+    case("space_alias_bomb", "search --space space_alias_bomb.yaml --budget 1s", "cannot read space",
+         "YAML aliases (*name) are not accepted"),
+    case("space_huge_depth", "search --space space_huge_depth.yaml --budget 1s", "knob 'transformer_blocks'",
+         "1000000 is out of bounds", "plausible limit of 16384"),
+    case("config_too_wide", "compare cfg_too_wide.yaml", "stage_channels", "plausible limit of 16384"),
+    case("train_imgsz_too_large", "train mobilevit_xxs --imgsz 100000", "--imgsz must be at most 1024 px"),
+    # implausible numbers: one line, never the builder's traceback
+    case("config_drop_rate", "compare cfg_drop_rate.yaml", "drop_rate is a probability in [0, 1), got 5.0"),
+    case("space_rate_range", "search --space space_rate_range.yaml --budget 1s", "knob 'drop_rate'",
+         "drop_rate is a probability in [0, 1)"),
+    case("config_negative_classes", "compare cfg_negative_classes.yaml", "num_classes must be >= 0", "-5"),
+    case("budget_infinite", "search --space tiny.yaml --budget 1e309ms --study tiny",
+         "budget must be a finite time, got '1e309ms'"),
+    case("train_lr_nan", "train mobilevit_xxs --lr nan", "'--lr'", "'nan' is not a finite number"),
+    case("train_lr_inf", "train mobilevit_xxs --lr inf", "'--lr'", "'inf' is not a finite number"),
+    case("train_cutmix_nan", "train mobilevit_xxs --cutmix nan", "'--cutmix'", "'nan' is not a finite number"),
 ]
 
 

@@ -232,3 +232,20 @@ def test_bad_cifar_pickle(tmp_path: Path) -> None:
     _pickle(tmp_path / "test_batch", {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]})
     with pytest.raises(UserError, match="lacks 'labels' or 'data'"):
         load_data(tmp_path)
+
+
+@needs_cifar_small
+def test_a_decompression_bomb_is_skipped_not_decoded(tmp_path: Path, monkeypatch) -> None:
+    """An image of more than twice Pillow's pixel cap (a 20000 x 20000 PNG at the default cap)
+    is skipped like an unreadable file, not a DecompressionBombError traceback."""
+    root = flat_tree(tmp_path, per_class=60, classes=2)  # 32 x 32 images: 1,024 px each
+    Image.new("RGB", (100, 100), (9, 9, 9)).save(root / "airplane" / "huge.png")  # 10,000 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2_000)  # a bomb = more than 4,000 px here
+    data = load_data(root, imgsz=32)
+    assert data.info.n_train + data.info.n_val == 120
+    assert len(data.info.skipped) == 1 and data.info.skipped[0].endswith("huge.png")
+
+
+def test_training_side_is_capped_before_decoding() -> None:
+    with pytest.raises(UserError, match="--imgsz must be at most 1024 px for proxy training, got 100000"):
+        load_data(None, imgsz=100_000)

@@ -3,6 +3,8 @@ resume, interruption, export -> compare round trip."""
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 import optuna
@@ -274,3 +276,48 @@ def test_a_torn_journal_tail_is_repaired_before_the_search_resumes(tmp_path) -> 
     study = optuna.load_study(study_name="j", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))
     assert len(study.trials) == 3 and journal.read_bytes().startswith(whole)
+
+
+def test_builder_error_fails_the_trial_and_the_search_goes_on(tmp_path, monkeypatch) -> None:
+    """A config the family's builder rejects (past every check) is a FAIL with the builder's reason,
+    one line in Optuna's log (no traceback), and the other trials still run."""
+    import dataclasses
+
+    from nasbench import zoo
+
+    real = zoo.all_families()["mobilevit"]
+    def build(cfg):
+        if cfg.stage_channels[-1] < real.presets["mobilevit_xxs"].stage_channels[-1]:
+            raise ValueError("channels the builder cannot split")
+        return real.build(cfg)
+    families = dict(zoo.all_families(), mobilevit=dataclasses.replace(real, build=build))
+    monkeypatch.setattr(zoo, "all_families", lambda: families)
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)  # beside Optuna's own stderr handler, filtered the same way
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "6", "--no-train",
+                  "--study", "be", "--no-presets", "--seed", "3")
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    assert res.exit_code == 0, res.output
+    trials = load(tmp_path, "be").trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(trials) == 6 and failed and done  # width 0.5 fails to build, width 1.0 is measured
+    assert all(t.user_attrs["reason"] == f"cannot build t{t.number:04d} (mobilevit): ValueError: channels the "
+               "builder cannot split" for t in failed)
+    assert all(t.params["width"] == 0.5 for t in failed) and all(t.params["width"] == 1.0 for t in done)
+    lines = log.getvalue().splitlines()
+    assert len([ln for ln in lines if "failed with parameters" in ln]) == len(failed)
+    assert "Traceback" not in log.getvalue() and "Traceback" not in res.output
+
+
+def test_study_name_with_markup_searches_resumes_and_reports(tmp_path) -> None:
+    args = ["--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
+            "--study", "x[/]y[v2]", "--no-presets"]
+    assert cli(tmp_path, *args).exit_code == 0
+    res = cli(tmp_path, *args)
+    assert res.exit_code == 0, res.output
+    assert "study x[/]y[v2] in" in res.output and "1 earlier trial(s), resuming" in res.output
+    assert len(load(tmp_path, "x[/]y[v2]").trials) == 2 and (tmp_path / "rep" / "index.html").is_file()
