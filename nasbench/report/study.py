@@ -194,6 +194,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def _first_line(exc: BaseException, url: str) -> str:
+    """The first line of the real cause: Optuna re-raises a driver's error as "An exception is
+    raised during the commit..." (StorageInternalError) from it, which hides what went wrong."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return _scrub(lines[0] if lines else type(exc).__name__, url)[:300]
 

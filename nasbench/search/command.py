@@ -28,6 +28,7 @@ from nasbench.search.workers import (
     optimize_until_total,
     quiet_optuna,
     storage_url_problem,
+    worker_id,
 )
 
 DEFAULT_REPORTS = Path("reports")
@@ -242,8 +243,12 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     from nasbench.report.command import render_study
 
     render_study(study, out_dir, mask_url(storage), console)
-    done = len(study.trials) - before
-    console.print(f"{done} trial(s) this run, {st.feasible_count(study)} feasible in the study; "
+    # Other workers add trials to the same study meanwhile: count only this process's own.
+    done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
+               and t.number >= before)
+    others = len(study.trials) - before - done
+    console.print(f"{done} trial(s) this run" + (f" (+{others} by other workers)" if others > 0 else "")
+                  + f", {st.feasible_count(study)} feasible in the study; "
                   f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
                   highlight=False)
     if interrupted:

@@ -436,7 +436,8 @@ LEGACY_OBJECTIVES = {"proxy_top1": "proxy"}  # studies written before --objectiv
 
 def check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
     old = dict(study.user_attrs)
-    old["objective"] = LEGACY_OBJECTIVES.get(old.get("objective"), old.get("objective"))
+    if "objective" in old:  # absent while a worker that created the study is still writing its attrs
+        old["objective"] = LEGACY_OBJECTIVES.get(old["objective"], old["objective"])
     for k in RESUME_KEYS:
         if k in old and old[k] != attrs[k]:
             raise UserError(f"study '{study.study_name}' was created with {k}={old[k]!r}, this run has {attrs[k]!r}; "

@@ -321,3 +321,15 @@ def test_study_name_with_markup_searches_resumes_and_reports(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "study x[/]y[v2] in" in res.output and "1 earlier trial(s), resuming" in res.output
     assert len(load(tmp_path, "x[/]y[v2]").trials) == 2 and (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_a_worker_joining_while_the_creator_writes_attrs_is_not_refused() -> None:
+    """Workers start together: one creates the study and writes its attrs one by one; another
+    that loads it in between sees only some of them. Absent keys are not a mismatch."""
+    study = optuna.create_study(study_name="race", storage=optuna.storages.InMemoryStorage())
+    study.set_user_attr("budget_ms", 1000.0)  # the creator has written only this so far
+    attrs = {k: None for k in st.RESUME_KEYS} | {"budget_ms": 1000.0, "objective": "macs"}
+    st.check_resume(study, attrs)  # no objective stored yet: nothing to compare
+    study.set_user_attr("objective", "estimate")
+    with pytest.raises(UserError, match="created with objective='estimate', this run has 'macs'"):
+        st.check_resume(study, attrs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -143,6 +144,11 @@ def test_three_workers_make_exactly_the_requested_total(tmp_path: Path, storage_
             assert t.state == TrialState.FAIL and t.user_attrs["reason"].startswith("surplus"), t
     workers = collections.Counter(t.user_attrs["worker"] for t in done)
     assert len(workers) >= 2, workers  # the work really was shared
+    # each worker's summary counts its own trials, not the others' (it used to count all new ones)
+    said = sorted(int(re.search(r"(\d+) trial\(s\) this run", log.read_text()).group(1))
+                  for log in tmp_path.glob("worker-*.log"))
+    own = collections.Counter(t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs)
+    assert said == sorted([*own.values(), *[0] * (3 - len(own))]), (said, own)
     trials = report_trials(tmp_path, storage_url, study_name)
     assert sorted(trials.loc[trials["state"] == "complete", "trial"]) == sorted(t.number for t in done)
 
