@@ -27,6 +27,7 @@ from nasbench.search.workers import (
     make_storage,
     optimize_until_total,
     quiet_optuna,
+    storage_loss_as_error,
     storage_url_problem,
     worker_id,
 )
@@ -193,68 +194,69 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         else:
             for k, v in attrs.items():
                 study.set_user_attr(k, v)
-    before = len(study.trials)
-    console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
-                         + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
-    if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
-        console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
-    validity = (study.user_attrs.get("objective_validity") or {}).get("line")
-    if validity:
-        console.print(f"objective: {validity}", highlight=False)
+    with storage_loss_as_error(storage, heartbeat_s):
+        before = len(study.trials)
+        console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
+                             + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
+        if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
+            console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
+        validity = (study.user_attrs.get("objective_validity") or {}).get("line")
+        if validity:
+            console.print(f"objective: {validity}", highlight=False)
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-    started = time.monotonic()
-    interrupted = False
-    old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
-            task = progress.add_task("searching", total=trials)
-            callbacks = [_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"))]
-            if max_total:
-                optimize_until_total(study, CappedObjective(search_, max_total), max_trials=trials,
-                                     deadline=None if timeout is None else started + timeout, callbacks=callbacks,
-                                     catch=(RuntimeError,), poll_s=min(5.0, heartbeat_s / 2),
-                                     on_wait=lambda s: progress.update(task, description=s))
-            else:
-                study.optimize(search_, n_trials=trials, timeout=timeout, callbacks=callbacks, catch=(RuntimeError,),
-                               gc_after_trial=False)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        signal.signal(signal.SIGTERM, old_handler)
-        study.set_user_attr("wall_s", float(study.user_attrs.get("wall_s", 0.0)) + time.monotonic() - started)
+        started = time.monotonic()
+        interrupted = False
+        old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
+                task = progress.add_task("searching", total=trials)
+                callbacks = [_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"))]
+                if max_total:
+                    optimize_until_total(study, CappedObjective(search_, max_total), max_trials=trials,
+                                         deadline=None if timeout is None else started + timeout, callbacks=callbacks,
+                                         catch=(RuntimeError,), poll_s=min(5.0, heartbeat_s / 2),
+                                         on_wait=lambda s: progress.update(task, description=s))
+                else:
+                    study.optimize(search_, n_trials=trials, timeout=timeout, callbacks=callbacks,
+                                   catch=(RuntimeError,), gc_after_trial=False)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, old_handler)
+            study.set_user_attr("wall_s", float(study.user_attrs.get("wall_s", 0.0)) + time.monotonic() - started)
 
-    if not interrupted and not no_presets and "presets" not in study.user_attrs:
-        with err.status("measuring the named presets the same way") as status:
-            names = [p for s in spaces for p in s.presets]
-            study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s)))
-    if not interrupted and not no_presets:
-        with err.status("detector-level references") as status:
-            st.detector_references(search_, study, log=lambda s: status.update(s))
-    from nasbench.report.command import render_study
+        if not interrupted and not no_presets and "presets" not in study.user_attrs:
+            with err.status("measuring the named presets the same way") as status:
+                names = [p for s in spaces for p in s.presets]
+                study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s)))
+        if not interrupted and not no_presets:
+            with err.status("detector-level references") as status:
+                st.detector_references(search_, study, log=lambda s: status.update(s))
+        from nasbench.report.command import render_study
 
-    render_study(study, out_dir, mask_url(storage), console)
-    # Other workers add trials to the same study meanwhile: count only this process's own.
-    done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
-               and t.number >= before)
-    others = len(study.trials) - before - done
-    console.print(f"{done} trial(s) this run" + (f" (+{others} by other workers)" if others > 0 else "")
-                  + f", {st.feasible_count(study)} feasible in the study; "
-                  f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
-                  highlight=False)
-    if interrupted:
-        err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
-                  "the same command resumes")
-        sys.exit(130)
+        render_study(study, out_dir, mask_url(storage), console)
+        # Other workers add trials to the same study meanwhile: count only this process's own.
+        done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
+                   and t.number >= before)
+        others = len(study.trials) - before - done
+        console.print(f"{done} trial(s) this run" + (f" (+{others} by other workers)" if others > 0 else "")
+                      + f", {st.feasible_count(study)} feasible in the study; "
+                      f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
+                      highlight=False)
+        if interrupted:
+            err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
+                      "the same command resumes")
+            sys.exit(130)
 
 
 @click.command("export")

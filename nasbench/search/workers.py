@@ -28,6 +28,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from optuna.storages._heartbeat import (
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+from nasbench.errors import UserError
 from nasbench.report.study import note_repair, repair_journal_tail
 
 DEFAULT_HEARTBEAT_S = 30
@@ -151,8 +153,31 @@ def _open_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
             path = Path(url[len("journal:"):])
             note_repair(repair_journal_tail(path))  # before anything appends to a torn tail
             return HeartbeatJournalStorage(path, heartbeat_s, retry)
+        # pool_pre_ping: a pooled connection the server dropped (restart, idle timeout,
+        # pg_terminate_backend) is replaced on checkout instead of failing the next trial.
         return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s(heartbeat_s),
-                                          heartbeat_stale_trial_callback=retry)
+                                          heartbeat_stale_trial_callback=retry, engine_kwargs={"pool_pre_ping": True})
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What a storage raises when its database goes away mid-search."""
+    import sqlalchemy.exc
+
+    return (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+
+
+@contextmanager
+def storage_loss_as_error(url: str, heartbeat_s: int):
+    """A database lost mid-search ends the command with one line saying what is kept and how
+    to go on, instead of Optuna's and SQLAlchemy's tracebacks."""
+    from nasbench.report.study import _first_line, mask_url
+
+    try:
+        yield
+    except storage_errors() as exc:
+        raise UserError(f"lost the storage {mask_url(url)} during the search: {_first_line(exc, url)}; the trials "
+                        "finished before are kept: re-run the same command to resume (a trial cut off mid-way is "
+                        f"marked failed by the heartbeat after {grace_s(heartbeat_s)} s)") from None
 
 
 def state_counts(study: optuna.Study) -> Counter:

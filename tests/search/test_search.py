@@ -333,3 +333,27 @@ def test_a_worker_joining_while_the_creator_writes_attrs_is_not_refused() -> Non
     study.set_user_attr("objective", "estimate")
     with pytest.raises(UserError, match="created with objective='estimate', this run has 'macs'"):
         st.check_resume(study, attrs)
+
+
+def test_a_storage_lost_mid_search_ends_with_one_line(tmp_path, monkeypatch) -> None:
+    """Row 10: the database goes away during trial 2; the command ends with one line (the driver's
+    cause, what is kept, how to resume) and exit 2, the finished trials kept, none left RUNNING."""
+    import sqlalchemy.exc
+
+    real = st.Search._objective
+
+    def objective(self, trial):
+        if trial.number == 2:
+            cause = sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from cause
+        return real(self, trial)
+
+    monkeypatch.setattr(st.Search, "_objective", objective)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "5", "--no-train",
+              "--study", "lost", "--no-presets")
+    assert res.exit_code == 2, res.output
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in res.output
+    assert errors[0].startswith(f"error: lost the storage sqlite:///{tmp_path}/s.db during the search: ")
+    assert "server closed the connection" in errors[0] and "re-run the same command to resume" in errors[0]
+    assert [t.state.name for t in load(tmp_path, "lost").trials] == ["COMPLETE", "COMPLETE", "FAIL"]
