@@ -46,6 +46,7 @@ from nasbench.report.study import note_repair, repair_journal_tail
 DEFAULT_HEARTBEAT_S = 30
 GRACE_HEARTBEATS = 4  # a trial silent this many heartbeats is considered dead
 MAX_RETRIES = 2  # a sample whose worker died is re-run at most this often
+CONSTRAINT_ATTR_PREFIX = "constraints"  # Optuna's system attrs of Trial.set_constraint
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 HEARTBEAT_ATTR = "nasbench_heartbeat_unix_s"
 # What a worker sees when another one created Optuna's tables a moment before it.
@@ -71,6 +72,26 @@ def quiet_optuna() -> None:
     for handler in logging.getLogger("optuna").handlers:
         if not any(isinstance(f, _NoTraceback) for f in handler.filters):
             handler.addFilter(_NoTraceback())
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's re-run of a dead worker's trial, without what the dead trial measured.
+
+    Optuna's callback copies the dead trial's system attrs, its sampler constraints among
+    them, and ``Trial.set_constraint`` refuses to overwrite a constraint already set: the
+    re-run kept the dead trial's constraint instead of its own measurement (with a
+    UserWarning). Its user attrs (row, reason) are not copied either: the re-run writes its own.
+    """
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if self._max_retry is not None and self._max_retry < len(history):
+            return
+        kept = {k: v for k, v in trial.system_attrs.items() if not k.startswith(CONSTRAINT_ATTR_PREFIX)}
+        study.add_trial(optuna.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+            system_attrs={**kept, "failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+                          "retry_history": history}))
 
 
 def worker_id() -> str:
@@ -148,7 +169,7 @@ def make_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> optuna.sto
 def _open_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+        retry = RetryStaleTrial(max_retry=MAX_RETRIES)
         if url.startswith("journal:"):
             path = Path(url[len("journal:"):])
             note_repair(repair_journal_tail(path))  # before anything appends to a torn tail

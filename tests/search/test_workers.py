@@ -200,3 +200,23 @@ def test_sigkilled_worker_trial_fails_after_grace_and_is_rerun(tmp_path: Path, s
     trials = report_trials(tmp_path, storage_url, study_name)
     assert sorted(trials.loc[trials["state"] == "complete", "trial"]) == sorted(t.number for t in done)
     assert trials.loc[trials["trial"] == killed.number, "state"].item() == "failed"
+
+
+def test_a_retried_trial_gets_its_own_constraint_not_the_dead_ones() -> None:
+    """Row 13: the dead trial's constraint (over budget) must not stick to its re-run."""
+    from nasbench.search.workers import RetryStaleTrial
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    dead = study.ask({"width": optuna.distributions.CategoricalDistribution([0.5, 1.0])})
+    dead.set_constraint("latency_over_budget_ms", 12.0)
+    dead.set_user_attr("reason", "interrupted")
+    study.tell(dead, state=TrialState.FAIL)
+    RetryStaleTrial(max_retry=2)(study, study.trials[0])
+    rerun = study.ask()
+    assert rerun.params == {"width": study.trials[0].params["width"]} and rerun.user_attrs == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns when a constraint is set twice and keeps the first
+        rerun.set_constraint("latency_over_budget_ms", -3.0)
+    study.tell(rerun, 1.0)
+    assert study.trials[1].constraints == {"latency_over_budget_ms": -3.0}
+    assert study.trials[1].system_attrs["failed_trial"] == 0 and study.trials[1].system_attrs["retry_history"] == [0]
