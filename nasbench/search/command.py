@@ -44,17 +44,29 @@ def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int
     A worker joining an existing study gets its own sampler seed: workers started with
     the same --seed would otherwise propose the very same start-up configs.
     """
-    import optuna
-
-    from nasbench.report.study import _first_line
-
     problem = storage_url_problem(storage_url)
     if problem:
         raise UserError(f"cannot open storage {mask_url(storage_url)}: {problem}")
+    new_file = None  # a database file this call creates: removed again if it stays empty (a full disk)
     for prefix, what in (("sqlite:///", "study directory"), ("journal:", "journal directory")):
         if storage_url.startswith(prefix):
             path = Path(storage_url[len(prefix):])
             ensure_writable_dir(path.parent if str(path.parent) else Path("."), what)
+            new_file = None if path.exists() else path
+    try:
+        return _create_or_load(name, storage_url, sampler_for, seed, pruner, direction, heartbeat_s)
+    except BaseException:
+        if new_file is not None and new_file.is_file() and new_file.stat().st_size == 0:
+            new_file.unlink()
+        raise
+
+
+def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner,
+                    direction: str, heartbeat_s: int):
+    import optuna
+
+    from nasbench.report.study import _first_line
+
     try:
         storage = make_storage(storage_url, heartbeat_s)
         try:

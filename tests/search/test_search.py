@@ -357,3 +357,21 @@ def test_a_storage_lost_mid_search_ends_with_one_line(tmp_path, monkeypatch) -> 
     assert errors[0].startswith(f"error: lost the storage sqlite:///{tmp_path}/s.db during the search: ")
     assert "server closed the connection" in errors[0] and "re-run the same command to resume" in errors[0]
     assert [t.state.name for t in load(tmp_path, "lost").trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+
+
+def test_a_database_the_disk_could_not_hold_is_not_left_empty(tmp_path, monkeypatch) -> None:
+    """Row 17: a full disk while the study database is created leaves no 0-byte .db behind."""
+    import sqlite3
+
+    from nasbench.search import command
+
+    def full_disk(url, heartbeat_s):
+        Path(url[len("sqlite:///"):]).touch()  # what SQLite leaves when the first page cannot be written
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(command, "make_storage", full_disk)
+    res = CliRunner().invoke(main, ["search", "--space", str(write_space(tmp_path)), "--budget", "1s", "--no-train",
+                                    "--storage", f"sqlite:///{tmp_path}/new.db", "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 2 and res.output.strip() == (f"error: cannot open storage sqlite:///{tmp_path}/new.db: "
+                                                         "database or disk is full"), res.output
+    assert not (tmp_path / "new.db").exists()
