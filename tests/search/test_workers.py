@@ -220,3 +220,16 @@ def test_a_retried_trial_gets_its_own_constraint_not_the_dead_ones() -> None:
     study.tell(rerun, 1.0)
     assert study.trials[1].constraints == {"latency_over_budget_ms": -3.0}
     assert study.trials[1].system_attrs["failed_trial"] == 0 and study.trials[1].system_attrs["retry_history"] == [0]
+
+
+def test_a_study_name_postgresql_cannot_store_shows_the_drivers_reason(tmp_path: Path) -> None:
+    """Row 12: the real cause, not Optuna's "An exception is raised during the commit"."""
+    reason = pg_reason()
+    if reason:
+        pytest.skip(reason)
+    proc = start_worker(tmp_path, PG_URL, "n" * 600, "--trials", "1")
+    proc.wait(timeout=120)
+    log = next(tmp_path.glob("worker-*.log")).read_text()
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, log
+    assert lines[0] == f"error: cannot open storage {PG_URL}: value too long for type character varying(512)"
