@@ -188,7 +188,7 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     from nasbench.compare import CompareOptions, compare_models
     from nasbench.measure.latency import TimingPlan
     from nasbench.report.compare_html import write_compare_report
-    from nasbench.report.files import ensure_writable_dir, ensure_writable_file, timestamped_dir
+    from nasbench.report.files import ensure_writable_dir, ensure_writable_file, shown_path, timestamped_dir
     from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
     from nasbench.report.table import rows_table
 
@@ -218,7 +218,7 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     if by_module:
         _print_by_module(list(models), opts)
     written = write_compare_report(frame, out_dir, csv_path=csv_path, command=command)
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    console.print("wrote " + ", ".join(shown_path(p) for p in written), highlight=False, soft_wrap=True)
 
 
 def _print_context(frame) -> None:

@@ -29,7 +29,7 @@ from nasbench.options import FiniteFloat
 from nasbench.proxy.augment import AUGMENTS
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, plan_steps, train_proxy
-from nasbench.report.files import atomic_write_text
+from nasbench.report.files import atomic_write_text, shown_path
 
 DEFAULT_STEPS = 300
 CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "val_images", "lr", "elapsed_s", "data_kind",
@@ -160,7 +160,7 @@ def train(
     console = stdout_console()
     console.print(summary_table(result, spec.name))
     for path in written:
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)  # paths stay copy-pasteable
+        console.print(f"wrote {shown_path(path)}", highlight=False, soft_wrap=True)  # paths stay copy-pasteable
 
 
 # ---------------------------------------------------------------- rendering

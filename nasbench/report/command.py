@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from nasbench.console import stdout_console
-from nasbench.report.files import ensure_writable_dir
+from nasbench.report.files import ensure_writable_dir, shown_path
 from nasbench.report.study import (
     DEFAULT_STORAGE,
     DISPLAY_COLUMNS,
@@ -102,5 +102,5 @@ def render_study(study, out_dir: Path, storage_label: str, console: Console) -> 
     for line in summary_lines(data):
         console.print(line, highlight=False)
     written = write_report_files(data, out_dir, storage_label=storage_label)
-    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+    console.print("wrote " + ", ".join(shown_path(p) for p in written), highlight=False, soft_wrap=True)
     return written

@@ -158,6 +158,11 @@ class _suppress:
         return True
 
 
+def shown_path(path: Path | str) -> str:
+    """A written file as printed: absolute, so it can be opened from any directory."""
+    return str(Path(path).absolute())
+
+
 def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
     """Create ``path`` if needed and prove it is writable, before any long work starts."""
     try:

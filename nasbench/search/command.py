@@ -14,7 +14,7 @@ import click
 from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
 from nasbench.options import FiniteFloat
-from nasbench.report.files import atomic_write_text, ensure_writable_dir
+from nasbench.report.files import atomic_write_text, ensure_writable_dir, shown_path
 from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
 from nasbench.search.budget import BUDGET_FORMS, parse_budget_ms, parse_count
 from nasbench.search.space import available_spaces
@@ -306,4 +306,4 @@ def export(study_name, trial_number, pareto, storage, out_dir) -> None:
         name = f"{report_dirname(study_name)}-t{t.number:04d}"
         text = yaml.safe_dump({"name": name, **config}, sort_keys=False)
         path = atomic_write_text(out_dir / f"{name}.yaml", text)
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {shown_path(path)}", highlight=False, soft_wrap=True)

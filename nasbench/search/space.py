@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from nasbench.families.base import Family, plausibility_problems
 from nasbench.families.layers import make_divisible
 from nasbench.yamlfile import load_yaml
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"
+SPACES_PACKAGE = "nasbench.spaces"  # the top-level spaces/ folder, shipped in the wheel under this name
 KINDS = ("choices", "int", "float")
 SHAPERS = ("per_stage", "repeat", "scale", "times", "field", "divisor", "step", "log")
 CONSTRAINT_OPS = ("divisible", "max", "min", "le")
@@ -105,12 +106,22 @@ class Candidate:
 
 # ------------------------------------------------------------------------- loading
 def available_spaces() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(SPACES_DIR.glob("*.yaml"))}
+    """The shipped spaces by name, read through importlib.resources (the same in a wheel
+    install as in a source checkout)."""
+    try:
+        folder = resources.files(SPACES_PACKAGE)
+    except ModuleNotFoundError:
+        return {}
+    files = [Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")]
+    return {p.stem: p for p in sorted(files)}
 
 
 def resolve_space_arg(arg: str) -> list[Space]:
     """``mobilevit`` | ``path/to/space.yaml`` | ``all`` -> the spaces to search."""
     spaces = available_spaces()
+    if not spaces and not arg.endswith((".yaml", ".yml")):
+        raise UserError(f"this install of nasbench has no search spaces ({SPACES_PACKAGE} is missing or empty): "
+                        "reinstall it, or pass a space .yaml file")
     if arg == "all":
         return [load_space(p) for p in spaces.values()]
     if arg in spaces:
