@@ -59,8 +59,21 @@ def test_baseline_prints_the_reference_row_alone(tmp_path) -> None:
     frame = pd.read_csv(out / "compare.csv")
     assert list(frame["name"]) == ["rtdetr_l"] and frame.loc[0, "family"] == "rtdetr"
     assert frame.loc[0, "det_params"] == 32_147_372 and frame.loc[0, "det_params_delta_pct"] == 0.0
-    assert frame.loc[0, "params_train_form"] > 13_553_376  # HGNetv2-L trunk + its 1000-class head
+    assert frame.loc[0, "params_train_form"] == 32_970_476  # the detector, not its HGNetv2-L backbone
     assert "nasbench baseline" in res.output and (out / "index.html").is_file()
+
+
+def test_rtdetr_l_is_the_whole_detector_at_640_px(tmp_path) -> None:
+    """`compare rtdetr_l` used to print HGNetv2-L with a classifier (15.6M params) under the detector's name."""
+    csv = tmp_path / "rt.csv"
+    res = run(["compare", "rtdetr_l", "hgnetv2_l", "--device", "cpu", "--runs", "1", "--warmup", "0",
+               "--no-crosscheck", "--csv", str(csv), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(csv).set_index("name")
+    rt, backbone = rows.loc["rtdetr_l"], rows.loc["hgnetv2_l"]
+    assert rt["params_train_form"] == 32_970_476 and rt["params"] == 32_147_372 and rt["imgsz"] == 640
+    assert rt["flops"] == 2 * rt["macs"] and 100e9 < rt["flops"] < 112e9  # Ultralytics quotes ~110 GFLOPs
+    assert backbone["params_train_form"] < 16e6  # the backbone is its own name
 
 
 def test_help_says_why_detector_columns_are_opt_in() -> None:
