@@ -42,7 +42,7 @@ from nasbench.estimate import estimators as est
 from nasbench.estimate.reference import published_presets, reference_rows, write_reference
 from nasbench.estimate.signals import SIGNALS, measure_signals, seconds_for
 from nasbench.estimate.validity import Validity, kendall_tau, mean_abs_error, validity
-from nasbench.measure.latency import device_name
+from nasbench.metrics.latency import device_name
 from nasbench.proxy.data import load_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

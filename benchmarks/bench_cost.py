@@ -19,8 +19,8 @@ import torch
 
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
-from nasbench.measure.cost import count_cost, macs_fvcore, macs_thop
-from nasbench.measure.latency import TimingPlan, device_name, time_models
+from nasbench.metrics.cost import count_cost, macs_fvcore, macs_thop
+from nasbench.metrics.latency import TimingPlan, device_name, time_models
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 

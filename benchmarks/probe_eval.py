@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from nasbench.measure.latency import device_name, resolve_device
+from nasbench.metrics.latency import device_name, resolve_device
+from nasbench.nas.study import PROBE_VAL_IMAGES
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import train_proxy
-from nasbench.search.study import PROBE_VAL_IMAGES
 from nasbench.zoo import resolve
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 

@@ -59,8 +59,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nasbench.measure.cost import train_flops_per_image
-from nasbench.measure.latency import device_name
+from nasbench.metrics.cost import train_flops_per_image
+from nasbench.metrics.latency import device_name
 from nasbench.proxy.augment import BatchAugmenter, choose_policy
 from nasbench.proxy.data import IMAGE_SUFFIXES, load_data
 from nasbench.proxy.train import (

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from scipy import stats
 
-from nasbench.measure.latency import device_name
+from nasbench.metrics.latency import device_name
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import train_proxy
 from nasbench.zoo import resolve

@@ -33,10 +33,10 @@ import torch
 import yaml
 
 from nasbench.families.base import config_to_dict
-from nasbench.measure.latency import device_name
-from nasbench.search import study as st
-from nasbench.search.space import parse_space, sample
-from nasbench.search.workers import CappedObjective, make_storage, worker_id
+from nasbench.metrics.latency import device_name
+from nasbench.nas import study as st
+from nasbench.nas.space import parse_space, sample
+from nasbench.nas.workers import CappedObjective, make_storage, worker_id
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 # The shipped MobileViT space at 64 px: trials of about a second, so overheads show.

@@ -19,10 +19,10 @@ from pathlib import Path
 import optuna
 import torch
 
-from nasbench.measure.latency import device_name
-from nasbench.search import study as st
-from nasbench.search.budget import parse_budget_ms
-from nasbench.search.space import resolve_space_arg
+from nasbench.metrics.latency import device_name
+from nasbench.nas import study as st
+from nasbench.nas.budget import parse_budget_ms
+from nasbench.nas.space import resolve_space_arg
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 

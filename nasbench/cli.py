@@ -71,7 +71,7 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
 
     from nasbench import zoo
     from nasbench.families.base import fuse_for_deploy
-    from nasbench.measure.cost import count_cost, count_params
+    from nasbench.metrics.cost import count_cost, count_params
 
     families = zoo.all_families()
     if family_filter is not None and family_filter not in families:
@@ -185,8 +185,8 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     Detector columns (--detector) are opt-in because timing RT-DETR at 640 px is slow
     on a CPU; they use the backbone's three deepest levels (any strides that double).
     """
-    from nasbench.compare import CompareOptions, compare_models
-    from nasbench.measure.latency import TimingPlan
+    from nasbench.comparison import CompareOptions, compare_models
+    from nasbench.metrics.latency import TimingPlan
     from nasbench.report.compare_html import write_compare_report
     from nasbench.report.files import ensure_writable_dir, ensure_writable_file, shown_path, timestamped_dir
     from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
@@ -245,7 +245,7 @@ def _print_context(frame) -> None:
 def _print_by_module(names: list[str], opts) -> None:
     from rich.table import Table
 
-    from nasbench.compare import measure_cost, prepare, resolve_model, unique_labels
+    from nasbench.comparison import measure_cost, prepare, resolve_model, unique_labels
 
     for name, label in zip(names, unique_labels(names)):
         cand = prepare(resolve_model(name), label, opts)
@@ -284,9 +284,9 @@ def baseline_cmd(ctx: click.Context, **options) -> None:
 
 def _register_commands() -> None:
     """Commands that live next to their library code."""
+    from nasbench.nas.command import export, search
     from nasbench.proxy.command import train
     from nasbench.report.command import report
-    from nasbench.search.command import export, search
 
     for command in (search, export, train, report):
         main.add_command(command)

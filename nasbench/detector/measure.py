@@ -41,8 +41,8 @@ from nasbench import zoo
 from nasbench.detector.rtdetr import NUM_LEVELS, RTDETR, build_rtdetr, check_level_sizes, rtdetr_l
 from nasbench.errors import UserError
 from nasbench.families.base import fuse_for_deploy
-from nasbench.measure.cost import Cost, MethodAsModule, count_cost, count_params, macs_thop
-from nasbench.measure.latency import Timing, TimingPlan, resolve_device, time_models
+from nasbench.metrics.cost import Cost, MethodAsModule, count_cost, count_params, macs_thop
+from nasbench.metrics.latency import Timing, TimingPlan, resolve_device, time_models
 
 Log = Callable[[str], None]
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 
 _ATTENTION_OPS = ("aten.bmm", "aten._scaled_dot_product", "aten.baddbmm")
 

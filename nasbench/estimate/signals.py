@@ -23,7 +23,7 @@ from nasbench.estimate import zerocost as zc
 from nasbench.estimate.features import ArchFeatures, arch_features
 from nasbench.estimate.inputs import score_batches
 from nasbench.families.base import fuse_for_deploy
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 
 COST_SIGNALS = ("macs", "params", "log_macs", "log_params", "log_positional_params", "log_layers", "grouped_share",
                 "dense_share", "attention_share", "linear_share", "log_activations")

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.errors import UserError
-from nasbench.measure.cost import train_flops_per_image
+from nasbench.metrics.cost import train_flops_per_image
 from nasbench.proxy.augment import AUGMENTS, BatchAugmenter, choose_policy
 from nasbench.proxy.data import DataInfo, ProxyData, load_data
 

@@ -72,7 +72,7 @@ def report(study_name: str, storage: str, out_dir: Path | None) -> None:
     family, the optimisation history, knob importances, every trial, and each Pareto
     point's config as YAML that `nasbench compare` accepts. FLOPs = 2 x MACs.
     """
-    from nasbench.search.workers import quiet_optuna
+    from nasbench.nas.workers import quiet_optuna
 
     quiet_optuna()
     study = open_study(study_name, storage)  # a wrong name fails here, before any directory is made

@@ -339,7 +339,7 @@ def test_every_preset_and_shipped_space_passes_the_type_checks() -> None:
     """The knob type checks behind config_bad_value_type and space_bad_choice_type refuse nothing valid."""
     from nasbench import zoo
     from nasbench.families.base import config_to_dict
-    from nasbench.search.space import resolve_space_arg
+    from nasbench.nas.space import resolve_space_arg
 
     for name, (fam, cfg) in zoo.all_presets().items():
         assert zoo.spec_from_mapping({"family": fam.name, **config_to_dict(cfg)}, name).config == cfg

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from nasbench import zoo
 from nasbench.cli import main
 from nasbench.families.base import fuse_for_deploy
-from nasbench.measure.cost import count_params
+from nasbench.metrics.cost import count_params
 from nasbench.report.page import DEPLOY_NOTE, MACS_NOTE
 from nasbench.report.schema import column_doc
 

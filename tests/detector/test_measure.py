@@ -26,8 +26,8 @@ from nasbench.detector.measure import (
 from nasbench.detector.rtdetr import build_rtdetr
 from nasbench.errors import UserError
 from nasbench.families.base import Backbone
-from nasbench.measure.cost import count_params
-from nasbench.measure.latency import TimingPlan
+from nasbench.metrics.cost import count_params
+from nasbench.metrics.latency import TimingPlan
 
 torch.set_num_threads(1)
 

@@ -17,7 +17,7 @@ from nasbench.detector.rtdetr import (
 )
 from nasbench.errors import UserError
 from nasbench.families.base import Backbone, fuse_for_deploy
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 
 torch.set_num_threads(1)
 
@@ -287,7 +287,7 @@ def test_thop_reproduces_ultralytics_108_3() -> None:
     and grid_sample. Our q/k/v/out projections are nn.Linear, which thop sees; Ultralytics
     uses nn.MultiheadAttention, whose projections thop 0.1.1 does not see at all.
     """
-    from nasbench.measure.cost import macs_thop
+    from nasbench.metrics.cost import macs_thop
 
     thop_macs = macs_thop(rtdetr_l(), 640)
     if thop_macs is None:

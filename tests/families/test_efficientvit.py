@@ -18,7 +18,7 @@ from nasbench.families.efficientvit import (
     build,
     relative_offset_index,
 )
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 from tests.helpers import assert_levels_and_logits
 
 # Published table (Cream EfficientViT/classification/README.md + model/build.py):

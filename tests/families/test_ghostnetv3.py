@@ -12,7 +12,7 @@ import torch
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.ghostnetv3 import PRESETS, GhostNetV3Config, build
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)

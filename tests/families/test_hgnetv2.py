@@ -11,7 +11,7 @@ from torch import nn
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.hgnetv2 import PRESETS, HGNetV2Config, build
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)

@@ -17,7 +17,7 @@ import torch
 
 from nasbench.families.base import config_from_dict, config_to_dict, fuse_for_deploy
 from nasbench.families.mobileformer import PRESETS, DynamicReLU, MobileFormerConfig, build
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 from tests.helpers import assert_levels_and_logits
 
 torch.set_num_threads(1)

@@ -9,7 +9,7 @@ import torch
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.mobilevit import MobileViTConfig, MobileViTV2Config
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 from tests.helpers import randomize_bn
 
 

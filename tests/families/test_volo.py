@@ -16,7 +16,7 @@ import torch
 
 from nasbench.families.base import config_from_dict, config_to_dict, fuse_for_deploy
 from nasbench.families.volo import FAMILIES, PRESETS, VOLOConfig, build
-from nasbench.measure.cost import count_cost
+from nasbench.metrics.cost import count_cost
 from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)

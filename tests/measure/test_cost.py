@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.measure.cost import count_cost, count_params, macs_fvcore, macs_thop
+from nasbench.metrics.cost import count_cost, count_params, macs_fvcore, macs_thop
 
 C, HEADS, IMG = 32, 4, 16  # channels, heads, input px -> N = 256 tokens
 

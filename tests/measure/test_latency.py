@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nasbench.errors import UserError
-from nasbench.measure.latency import TimingPlan, _percentile, resolve_device, time_models
+from nasbench.metrics.latency import TimingPlan, _percentile, resolve_device, time_models
 
 
 class Sleeper(nn.Module):

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from nasbench.cli import main
 from nasbench.errors import UserError
-from nasbench.search import study as st
-from nasbench.search.budget import parse_budget_ms, parse_count
+from nasbench.nas import study as st
+from nasbench.nas.budget import parse_budget_ms, parse_count
 from tests.helpers import TINY_SPACE
 
 
@@ -363,7 +363,7 @@ def test_a_database_the_disk_could_not_hold_is_not_left_empty(tmp_path, monkeypa
     """Row 17: a full disk while the study database is created leaves no 0-byte .db behind."""
     import sqlite3
 
-    from nasbench.search import command
+    from nasbench.nas import command
 
     def full_disk(url, heartbeat_s):
         Path(url[len("sqlite:///"):]).touch()  # what SQLite leaves when the first page cannot be written

@@ -16,8 +16,8 @@ import torch
 
 from nasbench.errors import UserError
 from nasbench.families.base import Backbone
-from nasbench.measure.cost import count_cost
-from nasbench.search.space import (
+from nasbench.metrics.cost import count_cost
+from nasbench.nas.space import (
     Candidate,
     Space,
     available_spaces,

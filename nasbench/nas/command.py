@@ -1,4 +1,4 @@
-"""`nasbench search` and `nasbench export`: thin CLI over ``nasbench.search.study``."""
+"""`nasbench search` and `nasbench export`: thin CLI over ``nasbench.nas.study``."""
 
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ import click
 
 from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
-from nasbench.options import FiniteFloat
-from nasbench.report.files import atomic_write_text, ensure_writable_dir, shown_path
-from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
-from nasbench.search.budget import BUDGET_FORMS, parse_budget_ms, parse_count
-from nasbench.search.space import available_spaces
-from nasbench.search.study import OBJECTIVES, SAMPLERS, SearchOptions
-from nasbench.search.workers import (
+from nasbench.nas.budget import BUDGET_FORMS, parse_budget_ms, parse_count
+from nasbench.nas.space import available_spaces
+from nasbench.nas.study import OBJECTIVES, SAMPLERS, SearchOptions
+from nasbench.nas.workers import (
     DEFAULT_HEARTBEAT_S,
     GRACE_HEARTBEATS,
     CappedObjective,
@@ -31,8 +28,12 @@ from nasbench.search.workers import (
     storage_url_problem,
     worker_id,
 )
+from nasbench.options import FiniteFloat
+from nasbench.report.files import atomic_write_text, ensure_writable_dir, shown_path
+from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
 
 DEFAULT_REPORTS = Path("reports")
+STUDY_META_KEY = "nasbench.study_name"
 
 
 
@@ -169,8 +170,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     way, and a report under reports/.
     """
 
-    from nasbench.search import study as st
-    from nasbench.search.space import resolve_space_arg
+    from nasbench.nas import study as st
+    from nasbench.nas.space import resolve_space_arg
 
     quiet_optuna()
     if no_train and objective not in ("estimate", "macs"):
@@ -195,6 +196,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     with err.status("preparing") as status:
         search_ = st.Search(spaces, opts, log=lambda s: status.update(s))
         name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
+        click.get_current_context().meta[STUDY_META_KEY] = name  # for nasbench.nas() in Python
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
         # loads the proxy data: bad --data fails before any study exists

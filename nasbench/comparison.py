@@ -19,8 +19,8 @@ from nasbench import zoo
 from nasbench.detector import measure as det
 from nasbench.errors import UserError
 from nasbench.families.base import config_to_dict, fuse_for_deploy
-from nasbench.measure.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
-from nasbench.measure.latency import TimingPlan, resolve_device, time_models
+from nasbench.metrics.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
+from nasbench.metrics.latency import TimingPlan, resolve_device, time_models
 
 Log = Callable[[str], None]
 
@@ -129,8 +129,8 @@ def model_configs(candidates: list[Candidate]) -> dict[str, dict]:
             if c.spec.config is not None and c.spec.source in ("preset", "config")}
 
 
-def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: None) -> pd.DataFrame:
-    """Measure every named model; one DataFrame row each, in the order given.
+def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: Log = lambda s: None) -> pd.DataFrame:
+    """Measure every named (or already resolved) model; one DataFrame row each, in the order given.
 
     ``frame.attrs`` adds what the rows do not hold: what was timed and how (``timing_what``,
     ``warmup_runs``, ``runs_asked``, ``time_limit_s``), the wall time (``wall_s``) and each
@@ -139,7 +139,7 @@ def compare_models(names: list[str], opts: CompareOptions, log: Log = lambda s: 
     started_s = time.monotonic()
     if not names:
         raise UserError("name at least one model (run `nasbench models` for the list)")
-    specs = [resolve_model(n) for n in names]  # every bad name fails here, before any work
+    specs = [n if isinstance(n, zoo.ModelSpec) else resolve_model(n) for n in names]  # bad names fail here
     if opts.detector and not any(det.is_baseline(s) for s in specs):
         specs.append(det.baseline_spec())  # the Δ columns need the reference row
     device = resolve_device(opts.device)

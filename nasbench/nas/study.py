@@ -33,14 +33,14 @@ import optuna
 from optuna.trial import TrialState
 
 from nasbench import __version__, zoo
-from nasbench.compare import Candidate as Measured
-from nasbench.compare import CompareOptions, measure_cost, prepare
+from nasbench.comparison import Candidate as Measured
+from nasbench.comparison import CompareOptions, measure_cost, prepare
 from nasbench.errors import BuildError, UserError
 from nasbench.families.base import config_to_dict
-from nasbench.measure.latency import TimingPlan, device_name, resolve_device, time_models
-from nasbench.search.budget import format_ms
-from nasbench.search.space import Candidate, Space, sample
-from nasbench.search.workers import worker_id
+from nasbench.metrics.latency import TimingPlan, device_name, resolve_device, time_models
+from nasbench.nas.budget import format_ms
+from nasbench.nas.space import Candidate, Space, sample
+from nasbench.nas.workers import worker_id
 
 FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without more timing
 # Intermediate proxy evaluations only steer pruning, so they score a fixed 1,000-image,
