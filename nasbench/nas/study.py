@@ -36,7 +36,8 @@ from nasbench import __version__, zoo
 from nasbench.comparison import Candidate as Measured
 from nasbench.comparison import CompareOptions, measure_cost, prepare
 from nasbench.errors import BuildError, UserError
-from nasbench.families.base import config_to_dict
+from nasbench.families.base import config_to_dict, fuse_for_deploy
+from nasbench.metrics.cost import count_cost
 from nasbench.metrics.latency import TimingPlan, device_name, resolve_device, time_models
 from nasbench.nas.budget import format_ms
 from nasbench.nas.space import Candidate, Space, sample
@@ -204,6 +205,20 @@ class Search:
                              threads=self.opts.threads, plan=plan)[label]
         return measured_row(m, timing, self.opts), False
 
+    def over_caps_on_meta(self, spec: zoo.ModelSpec, imgsz: int) -> dict[str, float]:
+        """The --max-params/--max-macs constraints a config breaks, counted on the meta device
+        (no weights allocated); empty when there are no caps or it is within them."""
+        if not (self.opts.max_params or self.opts.max_macs):
+            return {}
+        fam = zoo.all_families()[spec.family]
+        cost = count_cost(fuse_for_deploy(zoo.build_for_counting(fam, spec.config)), imgsz)
+        over = {}
+        if self.opts.max_params and cost.params > self.opts.max_params:
+            over["params_over_cap"] = (cost.params - self.opts.max_params) / self.opts.max_params
+        if self.opts.max_macs and cost.macs > self.opts.max_macs:
+            over["macs_over_cap"] = (cost.macs - self.opts.max_macs) / self.opts.max_macs
+        return over
+
     def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
         import torch
 
@@ -273,6 +288,12 @@ class Search:
             return self.reuse(trial, earlier)
 
         spec = zoo.ModelSpec(label, cand.family, cand.config, "search", space.imgsz)
+        over_caps = self.over_caps_on_meta(spec, self.imgsz_for(space))
+        if over_caps:  # a cap decides without allocating a weight
+            record_constraint(trial, over_caps)
+            trial.set_user_attr("reason", "; ".join(f"{k} {v:+.0%}" for k, v in over_caps.items())
+                                + " (counted on the meta device, never built)")
+            raise optuna.TrialPruned()
         row, rejected = self.measure(spec, label, self.imgsz_for(space),
                                      reject_over_ms=None if self.opts.target == "detector"
                                      else FAR_OVER_BUDGET * self.opts.budget_ms)

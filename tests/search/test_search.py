@@ -375,3 +375,17 @@ def test_a_database_the_disk_could_not_hold_is_not_left_empty(tmp_path, monkeypa
     assert res.exit_code == 2 and res.output.strip() == (f"error: cannot open storage sqlite:///{tmp_path}/new.db: "
                                                          "database or disk is full"), res.output
     assert not (tmp_path / "new.db").exists()
+
+
+def test_a_config_over_a_cap_is_never_built(tmp_path, monkeypatch) -> None:
+    """With --max-params, a candidate over the cap is counted on the meta device and pruned
+    before a single weight is allocated (the reliability issue's resource-bounds row)."""
+    monkeypatch.setattr(st, "prepare", lambda *a, **k: pytest.fail("built for real"))
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "3", "--no-train",
+              "--max-params", "100k", "--study", "caps", "--no-presets")
+    assert res.exit_code == 0, res.output
+    trials = load(tmp_path, "caps").trials
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    for t in trials:
+        assert t.user_attrs["reason"].startswith("params_over_cap +") and "never built" in t.user_attrs["reason"]
+        assert t.constraints["params_over_cap"] > 0
