@@ -179,8 +179,8 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     MODELS are preset names (`nasbench models`), config files (.yaml/.json with
     `family:` and knobs) or `path/to/file.py:factory` / `package.module:factory`
     returning an nn.Module. A factory file is executed: name only code you trust.
-    `rtdetr_l` names the reference detector: its backbone columns are HGNetv2-L's and,
-    with --detector, its det_* columns the whole rtdetr-l.
+    `rtdetr_l` is the whole reference detector (HGNetv2-L + the rtdetr-l head, 80 classes,
+    640 px unless --imgsz): 32,970,476 params; its backbone alone is `hgnetv2_l`.
 
     Detector columns (--detector) are opt-in because timing RT-DETR at 640 px is slow
     on a CPU; they use the backbone's three deepest levels (any strides that double).
@@ -275,8 +275,8 @@ def _print_by_module(names: list[str], opts) -> None:
 def baseline_cmd(ctx: click.Context, **options) -> None:
     """Measure the reference detector rtdetr-l alone (HGNetv2-L + rtdetr-l head, 80 classes).
 
-    Prints the one `nasbench compare rtdetr_l --detector` row (backbone columns: HGNetv2-L;
-    det_* columns: the whole detector at --det-imgsz) and writes the same report files.
+    Prints the one `nasbench compare rtdetr_l --detector` row (the detector at its 640 px
+    in the model columns, at --det-imgsz in the det_* columns) and writes the same report files.
     On a CPU the detector timing is capped at 1 warm-up, 5 runs, 60 s.
     """
     ctx.invoke(compare_cmd, models=("rtdetr_l",), detector=True, by_module=False, estimator=None, **options)
