@@ -211,7 +211,10 @@ def test_a_retried_trial_gets_its_own_constraint_not_the_dead_ones() -> None:
     dead.set_constraint("latency_over_budget_ms", 12.0)
     dead.set_user_attr("reason", "interrupted")
     study.tell(dead, state=TrialState.FAIL)
-    RetryStaleTrial(max_retry=2)(study, study.trials[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Optuna marks the base class so
+        retry = RetryStaleTrial(max_retry=2)
+    retry(study, study.trials[0])
     rerun = study.ask()
     assert rerun.params == {"width": study.trials[0].params["width"]} and rerun.user_attrs == {}
     with warnings.catch_warnings():
