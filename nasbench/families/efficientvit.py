@@ -167,6 +167,25 @@ def relative_offset_index(window: int) -> torch.Tensor:
     return dist[:, None, :, None] * window + dist[None, :, None, :]
 
 
+# Which attention kernel runs where, chosen by measurement (benchmarks/efficientvit_attention.py,
+# results/efficientvit_attention_cpu.md): on the CPU, SDPA with a float mask takes PyTorch's
+# generic path, and one baddbmm (bias + scaled q^T k) + softmax + bmm is faster; on CUDA SDPA
+# is kept (its fused kernels; not yet measured here). MACs are the same either way.
+ATTENTION_KERNEL = {"cpu": "matmul", "cuda": "sdpa"}
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
+           kernel: str) -> torch.Tensor:
+    """softmax(q^T k * scale + bias) applied to v, for [B, C, N] q, k, v and an [N, N] bias;
+    returns [B, Cv, N]."""
+    if kernel == "sdpa":
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                             attn_mask=bias, scale=scale)
+        return out.transpose(1, 2)
+    logits = torch.baddbmm(bias.expand(q.shape[0], -1, -1), q.transpose(1, 2), k, alpha=scale)
+    return v @ logits.softmax(dim=-1).transpose(1, 2)
+
+
 class CascadedGroupAttention(nn.Module):
     """Attention over one window batch [B, C, h, w] with h, w <= ``window``.
 
@@ -189,6 +208,7 @@ class CascadedGroupAttention(nn.Module):
         self.attention_biases = nn.Parameter(torch.zeros(heads, window * window))
         # Precomputed so forward only slices and gathers (no Python on tensor values).
         self.register_buffer("bias_index", relative_offset_index(window), persistent=False)
+        self.kernel: str | None = None  # "sdpa" | "matmul"; None: ATTENTION_KERNEL for the device
 
     def bias_for(self, h: int, w: int) -> torch.Tensor:
         """[heads, h*w, h*w] bias for an h x w window (a corner slice of the full table)."""
@@ -198,6 +218,7 @@ class CascadedGroupAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         bias = self.bias_for(h, w).to(x.dtype)
+        kernel = self.kernel or ATTENTION_KERNEL.get(x.device.type, "sdpa")
         groups = x.chunk(self.heads, dim=1)
         outputs = []
         feat = groups[0]
@@ -206,10 +227,8 @@ class CascadedGroupAttention(nn.Module):
                 feat = feat + groups[i]
             q, k, v = self.qkvs[i](feat).split([self.key_dim, self.key_dim, self.value_dim], dim=1)
             q = self.query_dws[i](q)
-            # [B, C, h, w] -> [B, h*w, C] tokens for attention
-            q, k, v = (t.flatten(2).transpose(1, 2) for t in (q, k, v))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[i], scale=self.scale)
-            feat = out.transpose(1, 2).reshape(b, self.value_dim, h, w)
+            out = attend(q.flatten(2), k.flatten(2), v.flatten(2), bias[i], self.scale, kernel)  # [B, C, h*w]
+            feat = out.reshape(b, self.value_dim, h, w)
             outputs.append(feat)
         return self.proj(torch.cat(outputs, dim=1))
 

@@ -14,12 +14,14 @@ from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.efficientvit import (
     PRESETS,
+    CascadedGroupAttention,
     EfficientViTConfig,
+    attend,
     build,
     relative_offset_index,
 )
 from nasbench.metrics.cost import count_cost
-from tests.helpers import assert_levels_and_logits
+from tests.helpers import assert_levels_and_logits, randomize_bn
 
 # Published table (Cream EfficientViT/classification/README.md + model/build.py):
 # name: (embed dims, depths, heads, query kernels, published MACs in millions).
@@ -233,3 +235,42 @@ def test_validate_rejects_bad_configs(knobs: dict, message: str) -> None:
     cfg = dataclasses.replace(EfficientViTConfig(), **knobs)
     with pytest.raises(ValueError, match=re.escape(message)):
         build(cfg)
+
+
+def _set_kernel(model: nn.Module, kernel: str) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, CascadedGroupAttention):
+            m.kernel = kernel
+    return model
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_both_attention_kernels_give_the_same_logits_and_macs(training: bool) -> None:
+    """The CPU's baddbmm kernel and SDPA compute the same attention (and count the same MACs)."""
+    torch.manual_seed(0)
+    model = randomize_bn(zoo.create("efficientvit_m1")).train(training)  # at init the attention branch is zeroed
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, CascadedGroupAttention):
+                m.attention_biases.normal_(0.0, 0.5)
+    x = torch.randn(2, 3, 224, 224)
+    outs, macs = {}, {}
+    for kernel in ("sdpa", "matmul"):
+        outs[kernel] = _set_kernel(model, kernel)(x)
+        macs[kernel] = count_cost(copy.deepcopy(model).eval(), 224).macs
+    # float32 summation order differs; batch-2 BatchNorm in training mode amplifies it to ~3e-5
+    torch.testing.assert_close(outs["matmul"], outs["sdpa"], atol=1e-4, rtol=1e-3)
+    assert macs["matmul"] == macs["sdpa"]
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "matmul"])
+def test_attend_is_softmax_of_scaled_logits_plus_bias(kernel: str) -> None:
+    """Each kernel against the closed form, token by token, with a non-zero bias."""
+    gen = torch.Generator().manual_seed(0)
+    q, k = torch.randn(3, 16, 49, generator=gen), torch.randn(3, 16, 49, generator=gen)
+    v, bias = torch.randn(3, 32, 49, generator=gen), torch.randn(49, 49, generator=gen)
+    expected = torch.empty(3, 32, 49)
+    for b in range(3):
+        weights = torch.softmax(q[b].T @ k[b] * 0.25 + bias, dim=-1)  # [query token, key token]
+        expected[b] = v[b] @ weights.T
+    torch.testing.assert_close(attend(q, k, v, bias, 0.25, kernel), expected, atol=1e-5, rtol=1e-5)
