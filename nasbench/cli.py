@@ -19,7 +19,6 @@ from nasbench.options import FiniteFloat
 console = stdout_console()
 err_console = stderr_console()
 
-DEFAULT_REPORTS = Path("reports")
 
 
 class NasbenchGroup(click.Group):
@@ -188,7 +187,13 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     from nasbench.comparison import CompareOptions, compare_models
     from nasbench.metrics.latency import TimingPlan
     from nasbench.report.compare_html import write_compare_report
-    from nasbench.report.files import ensure_writable_dir, ensure_writable_file, shown_path, timestamped_dir
+    from nasbench.report.files import (
+        DEFAULT_REPORTS,
+        ensure_writable_dir,
+        ensure_writable_file,
+        shown_path,
+        timestamped_dir,
+    )
     from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
     from nasbench.report.table import rows_table
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from nasbench import zoo
 from nasbench.detector import measure as det
-from nasbench.errors import UserError
+from nasbench.errors import UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.metrics.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
 from nasbench.metrics.latency import TimingPlan, resolve_device, time_models
@@ -89,7 +89,7 @@ def measure_cost(cand: Candidate) -> Cost:
     except UserError:
         raise
     except Exception as exc:  # a user model that cannot take this input
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        line = first_line(exc)
         raise UserError(f"model '{cand.label}' failed on a 1x3x{cand.imgsz}x{cand.imgsz} input: {line}") from None
 
 
@@ -114,7 +114,7 @@ def estimate_columns(cand: Candidate, estimator: str, log: Log) -> dict:
     except UserError:
         raise
     except Exception as exc:  # a user model the scores cannot run (no logits, odd outputs)
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        line = first_line(exc)
         raise UserError(f"cannot estimate '{cand.label}' with {chosen.name}: {line}") from None
     return {"estimator": result.estimator, "est_top1": result.top1,
             "est_score": None if result.calibrated else result.value, "est_seconds": result.seconds}
@@ -172,7 +172,7 @@ def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: 
     except torch.cuda.OutOfMemoryError:
         raise UserError(f"out of GPU memory at batch {opts.batch}; try a smaller --batch or --imgsz") from None
     except RuntimeError as exc:
-        line = str(exc).strip().splitlines()[0]
+        line = first_line(exc)
         raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {line}") from None
 
     detectors = det.time_detectors(dets, baseline_label, det_opts, log) if opts.detector else None

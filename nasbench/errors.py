@@ -1,5 +1,7 @@
 """User-facing errors: the CLI turns these into one line on stderr and exit code 2."""
 
+from __future__ import annotations
+
 
 class UserError(Exception):
     """Bad input from the user (unknown name, malformed file, impossible option).
@@ -13,3 +15,12 @@ class UserError(Exception):
 class BuildError(UserError):
     """A config the family's builder rejected (ValueError, RuntimeError ... inside ``build``):
     one line in ``compare``; in ``search`` the trial fails with this reason and the search goes on."""
+
+
+def first_line(exc: BaseException, empty: str | None = None) -> str:
+    """The first non-blank line of an exception's message, for one-line errors; ``empty``
+    (default: the exception's type name) when it has none."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if lines:
+        return lines[0]
+    return empty if empty is not None else type(exc).__name__

@@ -27,7 +27,7 @@ import yaml
 from torch import nn
 
 from nasbench import families as families_pkg
-from nasbench.errors import BuildError, UserError
+from nasbench.errors import BuildError, UserError, first_line
 from nasbench.families.base import Family, config_from_dict, config_to_dict, plausibility_problems
 from nasbench.yamlfile import load_yaml
 
@@ -73,7 +73,7 @@ class ModelSpec:
             return fam.build(cfg)
         except BUILDER_ERRORS as exc:  # an implausible config the checks let through
             raise BuildError(f"cannot build {self.name} ({self.family}): {type(exc).__name__}: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc, '(no message)')}") from None
 
 
 # What a family builder raises for a config it cannot build (a bad shape, a bad rate).
@@ -113,7 +113,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"cannot read config {path}: {first}") from None
     if not isinstance(data, dict):
         raise UserError(f"config {path} must be a mapping with a 'family:' key")
@@ -250,16 +250,12 @@ def spec_from_factory(target: str) -> ModelSpec:
     except UserError:
         raise
     except BaseException as exc:  # user code may raise anything, even SystemExit
-        raise UserError(f"cannot import '{module_part}': {type(exc).__name__}: {_first_line(exc)}") from None
+        why = first_line(exc, "(no message)")
+        raise UserError(f"cannot import '{module_part}': {type(exc).__name__}: {why}") from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise UserError(f"'{module_part}' has no callable '{attr}'")
     return ModelSpec(attr, "custom", None, "factory", None, factory=_checked_factory(target, factory))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
 
 
 def _checked_factory(target: str, factory: Any):
@@ -267,7 +263,8 @@ def _checked_factory(target: str, factory: Any):
         try:
             model = factory()
         except BaseException as exc:
-            raise UserError(f"factory '{target}' raised {type(exc).__name__}: {_first_line(exc)}") from None
+            why = first_line(exc, "(no message)")
+            raise UserError(f"factory '{target}' raised {type(exc).__name__}: {why}") from None
         if not isinstance(model, nn.Module):
             raise UserError(f"factory '{target}' returned {type(model).__name__}, not a torch.nn.Module")
         return model

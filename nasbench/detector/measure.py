@@ -39,7 +39,7 @@ from torch.func import functional_call
 
 from nasbench import zoo
 from nasbench.detector.rtdetr import NUM_LEVELS, RTDETR, build_rtdetr, check_level_sizes, rtdetr_l
-from nasbench.errors import UserError
+from nasbench.errors import UserError, first_line
 from nasbench.families.base import fuse_for_deploy
 from nasbench.metrics.cost import Cost, MethodAsModule, count_cost, count_params, macs_thop
 from nasbench.metrics.latency import Timing, TimingPlan, resolve_device, time_models
@@ -148,7 +148,7 @@ def probe_levels(backbone: nn.Module, label: str, imgsz: int) -> tuple[list[tupl
         raise
     except Exception as exc:
         raise UserError(f"model '{label}': forward_features failed on a 1x3x{imgsz}x{imgsz} input: "
-                        f"{type(exc).__name__}: {_first_line(exc)}") from None
+                        f"{type(exc).__name__}: {first_line(exc, '(no message)')}") from None
     finally:
         backbone.train(model_was_training)
     if not isinstance(levels, (list, tuple)) or not all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in levels):
@@ -250,11 +250,6 @@ class Detector:
     macs_thop: int | None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
-
-
 def build_detector(spec: zoo.ModelSpec, label: str, opts: DetectorOptions) -> Detector:
     """RT-DETR on ``spec``'s backbone (or rtdetr-l itself), checked, folded and counted."""
     if is_baseline(spec):
@@ -279,7 +274,7 @@ def build_detector(spec: zoo.ModelSpec, label: str, opts: DetectorOptions) -> De
         raise
     except Exception as exc:
         raise UserError(f"model '{label}' inside RT-DETR failed on a 1x3x{opts.imgsz}x{opts.imgsz} input: "
-                        f"{_first_line(exc)}") from None
+                        f"{first_line(exc, '(no message)')}") from None
     thop = macs_thop(model, opts.imgsz) if opts.thop else None
     strides = tuple(model.backbone.out_strides)[-NUM_LEVELS:]
     return Detector(label, model, strides, params_train_form, removed, opts.fuse, cost, thop)
@@ -341,7 +336,8 @@ def _time(dets: Sequence[Detector], opts: DetectorOptions, device: torch.device)
         raise UserError(f"out of GPU memory timing detectors at {opts.imgsz} px, batch {opts.batch}; "
                         "try a smaller --det-imgsz or --batch") from None
     except RuntimeError as exc:
-        raise UserError(f"detector timing failed on {device} with dtype {opts.dtype}: {_first_line(exc)}") from None
+        why = first_line(exc, "(no message)")
+        raise UserError(f"detector timing failed on {device} with dtype {opts.dtype}: {why}") from None
     first = next(iter(timings.values()))
     what = (f"RT-DETR (rtdetr-l neck + decoder, {opts.num_classes} classes) at {opts.imgsz} px: {first.what}; "
             + describe_plan(plan, capped))

@@ -29,10 +29,9 @@ from nasbench.nas.workers import (
     worker_id,
 )
 from nasbench.options import FiniteFloat
-from nasbench.report.files import atomic_write_text, ensure_writable_dir, shown_path
+from nasbench.report.files import DEFAULT_REPORTS, atomic_write_text, ensure_writable_dir, shown_path
 from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
 
-DEFAULT_REPORTS = Path("reports")
 STUDY_META_KEY = "nasbench.study_name"
 
 
@@ -66,7 +65,7 @@ def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], An
                     direction: str, heartbeat_s: int):
     import optuna
 
-    from nasbench.report.study import _first_line
+    from nasbench.report.study import storage_error_line
 
     try:
         storage = make_storage(storage_url, heartbeat_s)
@@ -80,7 +79,8 @@ def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], An
         raise UserError(f"no database driver for {mask_url(storage_url)}: for PostgreSQL pip install "
                         "'nasbench[postgres]' (psycopg), for other databases their SQLAlchemy driver") from None
     except Exception as exc:  # noqa: BLE001 - drivers raise many kinds
-        raise UserError(f"cannot open storage {mask_url(storage_url)}: {_first_line(exc, storage_url)}") from None
+        why = storage_error_line(exc, storage_url)
+        raise UserError(f"cannot open storage {mask_url(storage_url)}: {why}") from None
 
 
 class _Progress:

@@ -41,7 +41,7 @@ import optuna
 import yaml
 
 from nasbench import zoo
-from nasbench.errors import UserError
+from nasbench.errors import UserError, first_line
 from nasbench.families.base import Family, plausibility_problems
 from nasbench.families.layers import make_divisible
 from nasbench.yamlfile import load_yaml
@@ -141,7 +141,7 @@ def load_space(path: Path) -> Space:
     try:
         data = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read space {where}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read space {where}: {first_line(exc)}") from None
     if not isinstance(data, dict):
         raise UserError(f"space {where}: must be a mapping with family, knobs")
     return parse_space(data, where, name=path.stem)

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 from nasbench import __version__, zoo
 from nasbench.comparison import Candidate as Measured
 from nasbench.comparison import CompareOptions, measure_cost, prepare
-from nasbench.errors import BuildError, UserError
+from nasbench.errors import BuildError, UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.metrics.cost import count_cost
 from nasbench.metrics.latency import TimingPlan, device_name, resolve_device, time_models
@@ -264,8 +264,7 @@ class Search:
         except (optuna.TrialPruned, UserError):
             raise
         except Exception as exc:  # recorded on the trial; Optuna marks it FAIL
-            text = str(exc).strip().splitlines()
-            trial.set_user_attr("reason", f"{type(exc).__name__}: {text[0] if text else ''}"[:300])
+            trial.set_user_attr("reason", f"{type(exc).__name__}: {first_line(exc, '')}"[:300])
             raise
 
     def _objective(self, trial: optuna.Trial) -> float:

@@ -191,12 +191,13 @@ def storage_errors() -> tuple[type[BaseException], ...]:
 def storage_loss_as_error(url: str, heartbeat_s: int):
     """A database lost mid-search ends the command with one line saying what is kept and how
     to go on, instead of Optuna's and SQLAlchemy's tracebacks."""
-    from nasbench.report.study import _first_line, mask_url
+    from nasbench.report.study import mask_url, storage_error_line
 
     try:
         yield
     except storage_errors() as exc:
-        raise UserError(f"lost the storage {mask_url(url)} during the search: {_first_line(exc, url)}; the trials "
+        why = storage_error_line(exc, url)
+        raise UserError(f"lost the storage {mask_url(url)} during the search: {why}; the trials "
                         "finished before are kept: re-run the same command to resume (a trial cut off mid-way is "
                         f"marked failed by the heartbeat after {grace_s(heartbeat_s)} s)") from None
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasbench.errors import UserError
+from nasbench.errors import UserError, first_line
 from nasbench.metrics.cost import train_flops_per_image
 from nasbench.proxy.augment import AUGMENTS, BatchAugmenter, choose_policy
 from nasbench.proxy.data import DataInfo, ProxyData, load_data
@@ -355,11 +355,6 @@ def _peak_memory(dev: torch.device) -> tuple[int, str]:
     return (rss if sys.platform == "darwin" else rss * 1024), "process peak RSS (whole process lifetime)"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # ---------------------------------------------------------------- the trainer
 
 
@@ -595,7 +590,7 @@ def _first_forward(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch
         logits = model(x)
     except (RuntimeError, ValueError, TypeError) as exc:
         raise UserError(
-            f"the model failed on a {list(x.shape)} input: {type(exc).__name__}: {_first_line(exc)}"
+            f"the model failed on a {list(x.shape)} input: {type(exc).__name__}: {first_line(exc)}"
         ) from None
     if not isinstance(logits, torch.Tensor) or logits.shape != (x.shape[0], num_classes):
         got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from nasbench.console import stdout_console
-from nasbench.report.files import ensure_writable_dir, shown_path
+from nasbench.report.files import DEFAULT_REPORTS, ensure_writable_dir, shown_path
 from nasbench.report.study import (
     DEFAULT_STORAGE,
     DISPLAY_COLUMNS,
@@ -25,7 +25,6 @@ from nasbench.report.study import (
 )
 from nasbench.report.study_html import write_report_files
 
-DEFAULT_REPORTS = Path("reports")
 PARETO_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("state", "feasible", "duplicate_of", "reason")]
 REFERENCE_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("trial", "state", "duplicate_of", "reason",
                                                                           "duration_s")]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nasbench.errors import UserError
 
+DEFAULT_REPORTS = Path("reports")  # where every command writes its report unless --out says otherwise
 STALE_TEMP_S = 600  # temporaries older than this were left by a killed writer: removed on the next write
 
 

@@ -26,7 +26,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nasbench.errors import UserError
+from nasbench.errors import UserError, first_line
 from nasbench.report.schema import KNOB_PREFIX, TERMINAL_COLUMNS
 
 DEFAULT_STORAGE = "sqlite:///studies/nasbench.db"
@@ -180,7 +180,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         try:
             return JournalStorage(JournalFileBackend(str(path)))
         except Exception as exc:  # noqa: BLE001 - any backend failure is a bad --storage
-            raise UserError(f"cannot open storage {shown}: {_first_line(exc, url)}") from None
+            raise UserError(f"cannot open storage {shown}: {storage_error_line(exc, url)}") from None
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         if str(path) not in ("", ":memory:") and not path.is_file():
@@ -190,16 +190,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore")
             return optuna.storages.RDBStorage(url)
     except Exception as exc:  # noqa: BLE001 - driver errors vary (sqlalchemy, psycopg2, ...)
-        raise UserError(f"cannot open storage {shown}: {_first_line(exc, url)}") from None
+        raise UserError(f"cannot open storage {shown}: {storage_error_line(exc, url)}") from None
 
 
-def _first_line(exc: BaseException, url: str) -> str:
-    """The first line of the real cause: Optuna re-raises a driver's error as "An exception is
-    raised during the commit..." (StorageInternalError) from it, which hides what went wrong."""
+def storage_error_line(exc: BaseException, url: str) -> str:
+    """A storage failure in one line: the real cause (Optuna re-raises a driver's error as "An
+    exception is raised during the commit..." from it, which hides what went wrong), with the
+    URL's passwords removed."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return _scrub(lines[0] if lines else type(exc).__name__, url)[:300]
+    return _scrub(first_line(exc), url)[:300]
 
 
 def open_study(name: str, storage: str | optuna.storages.BaseStorage) -> optuna.Study:
@@ -212,7 +212,7 @@ def open_study(name: str, storage: str | optuna.storages.BaseStorage) -> optuna.
         names = [s.study_name for s in store.get_all_studies()]
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot read studies from {shown}: "
-                        f"{_first_line(exc, storage if isinstance(storage, str) else '')}") from None
+                        f"{storage_error_line(exc, storage if isinstance(storage, str) else '')}") from None
     if name not in names:
         if not names:
             raise UserError(f"no study '{name}': storage {shown} has no studies")

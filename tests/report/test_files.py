@@ -113,3 +113,12 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
     lines = csv_text(frame).splitlines()
     assert lines[1:] == ['"\'=HYPERLINK(""http://x"")",-5.0', "'+1,1.0", "'@SUM(A1),2.0", "'-cmd,-0.5",
                          "mobilevit_s,0.0", ",3.0"]
+
+
+def test_first_line_of_an_error() -> None:
+    from nasbench.errors import first_line
+
+    assert first_line(ValueError("\n  bad shape \nmore detail")) == "bad shape"
+    assert first_line(RuntimeError()) == "RuntimeError"  # no message: the type says what happened
+    assert first_line(RuntimeError(""), "(no message)") == "(no message)"
+    assert first_line(KeyError("")) == "''"  # KeyError's str is the repr of its key
