@@ -9,6 +9,7 @@ nothing else.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,7 +139,7 @@ def plausibility_problems(cfg: Any) -> list[str]:
         value, numbers = getattr(cfg, f.name), _numbers(getattr(cfg, f.name))
         if f.name == "num_classes" and isinstance(value, int) and value < 0:
             problems.append(f"num_classes must be >= 0 (0 = no classifier, pooled features), got {value}")
-        elif any(n != n or n in (float("inf"), float("-inf")) for n in numbers):
+        elif not all(math.isfinite(n) for n in numbers):
             problems.append(f"{f.name} must be finite, got {value!r}")
         elif f.name.endswith("_rate") and not all(0.0 <= n < 1.0 for n in numbers):
             problems.append(f"{f.name} is a probability in [0, 1), got {value!r}")

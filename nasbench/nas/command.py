@@ -35,8 +35,6 @@ from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_
 STUDY_META_KEY = "nasbench.study_name"
 
 
-
-
 def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner=None,
                          direction: str = "maximize", heartbeat_s: int = DEFAULT_HEARTBEAT_S):
     """Create the study (sampler seeded with ``seed``) or join/resume it; returns (study, sampler seed).
@@ -196,7 +194,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     with err.status("preparing") as status:
         search_ = st.Search(spaces, opts, log=lambda s: status.update(s))
         name = study_name or st.default_study_name(spaces, space_arg, opts, search_.device.type)
-        click.get_current_context().meta[STUDY_META_KEY] = name  # for nasbench.nas() in Python
+        click.get_current_context().meta[STUDY_META_KEY] = name  # for nasbench.search() in Python
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
         # loads the proxy data: bad --data fails before any study exists

@@ -212,12 +212,7 @@ class Search:
             return {}
         fam = zoo.all_families()[spec.family]
         cost = count_cost(fuse_for_deploy(zoo.build_for_counting(fam, spec.config)), imgsz)
-        over = {}
-        if self.opts.max_params and cost.params > self.opts.max_params:
-            over["params_over_cap"] = (cost.params - self.opts.max_params) / self.opts.max_params
-        if self.opts.max_macs and cost.macs > self.opts.max_macs:
-            over["macs_over_cap"] = (cost.macs - self.opts.max_macs) / self.opts.max_macs
-        return over
+        return {key: excess for key, excess in self.cap_excess(cost.params, cost.macs).items() if excess > 0}
 
     def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
         import torch
@@ -241,12 +236,12 @@ class Search:
     # -- the objective
     def constraint(self, row: dict[str, Any]) -> dict[str, float]:
         latency = row.get("det_latency_ms") if self.opts.target == "detector" else row["latency_ms"]
-        values = {"latency_over_budget_ms": latency - self.opts.budget_ms}
-        if self.opts.max_params:
-            values["params_over_cap"] = (row["params"] - self.opts.max_params) / self.opts.max_params
-        if self.opts.max_macs:
-            values["macs_over_cap"] = (row["macs"] - self.opts.max_macs) / self.opts.max_macs
-        return values
+        return {"latency_over_budget_ms": latency - self.opts.budget_ms, **self.cap_excess(row["params"], row["macs"])}
+
+    def cap_excess(self, params: int, macs: int) -> dict[str, float]:
+        """(value - cap) / cap for each cap set by --max-params/--max-macs (> 0: over the cap)."""
+        caps = {"params_over_cap": (params, self.opts.max_params), "macs_over_cap": (macs, self.opts.max_macs)}
+        return {key: (value - cap) / cap for key, (value, cap) in caps.items() if cap}
 
     def infeasible_value(self, row: dict[str, Any]) -> float:
         return float(row["macs"]) if not self.opts.train else 0.0

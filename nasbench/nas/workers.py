@@ -41,7 +41,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from nasbench.errors import UserError
-from nasbench.report.study import note_repair, repair_journal_tail
+from nasbench.report.study import mask_url, note_repair, repair_journal_tail, storage_error_line
 
 DEFAULT_HEARTBEAT_S = 30
 GRACE_HEARTBEATS = 4  # a trial silent this many heartbeats is considered dead
@@ -191,8 +191,6 @@ def storage_errors() -> tuple[type[BaseException], ...]:
 def storage_loss_as_error(url: str, heartbeat_s: int):
     """A database lost mid-search ends the command with one line saying what is kept and how
     to go on, instead of Optuna's and SQLAlchemy's tracebacks."""
-    from nasbench.report.study import mask_url, storage_error_line
-
     try:
         yield
     except storage_errors() as exc:

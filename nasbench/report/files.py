@@ -7,6 +7,7 @@ one is complete; symlinks and special files are respected (see ``atomic_write_te
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
@@ -62,7 +63,7 @@ def write_together(files: Mapping[Path, str]) -> list[Path]:
     finally:
         for item in staged:
             if item.tmp is not None and not item.done:
-                with _suppress():
+                with contextlib.suppress(OSError):
                     os.unlink(item.tmp)
     return list(files)
 
@@ -146,17 +147,9 @@ def _umask() -> int:
 def _remove_stale_temporaries(target: Path) -> None:
     cutoff = time.time() - STALE_TEMP_S
     for old in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        with _suppress():
+        with contextlib.suppress(OSError):
             if old.stat().st_mtime < cutoff:
                 old.unlink()
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 def shown_path(path: Path | str) -> str:

@@ -31,7 +31,6 @@ from nasbench.report.schema import KNOB_PREFIX, TERMINAL_COLUMNS
 
 DEFAULT_STORAGE = "sqlite:///studies/nasbench.db"
 
-
 # Display columns: (column, header, scale, format), shared by the terminal table and the HTML.
 _TERMINAL = {c[0]: c for c in TERMINAL_COLUMNS}
 DISPLAY_COLUMNS: list[tuple[str, str, float, str]] = [
