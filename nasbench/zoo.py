@@ -72,8 +72,18 @@ class ModelSpec:
         try:
             return fam.build(cfg)
         except BUILDER_ERRORS as exc:  # an implausible config the checks let through
-            raise BuildError(f"cannot build {self.name} ({self.family}): {type(exc).__name__}: "
-                             f"{first_line(exc, '(no message)')}") from None
+            raise self.build_error(exc) from None
+
+    def build_for_counting(self) -> nn.Module:
+        """As ``build``, on the meta device when the family allows (no weight allocated)."""
+        try:
+            return build_for_counting(all_families()[self.family], self.config)
+        except BUILDER_ERRORS as exc:
+            raise self.build_error(exc) from None
+
+    def build_error(self, exc: BaseException) -> BuildError:
+        return BuildError(f"cannot build {self.name} ({self.family}): {type(exc).__name__}: "
+                          f"{first_line(exc, '(no message)')}")
 
 
 # What a family builder raises for a config it cannot build (a bad shape, a bad rate).

@@ -34,3 +34,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def measurement_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own cross-study measurement cache, never the user's."""
+    folder = tmp_path_factory.mktemp("nasbench-cache")
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(folder))
+    return folder

@@ -15,7 +15,8 @@ from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
 from nasbench.nas.budget import BUDGET_FORMS, parse_budget_ms, parse_count
 from nasbench.nas.space import available_spaces
-from nasbench.nas.study import OBJECTIVES, SAMPLERS, SearchOptions
+from nasbench.nas.start import enqueue_presets, start_limit
+from nasbench.nas.study import OBJECTIVES, PRUNERS, SAMPLERS, STARTS, SearchOptions
 from nasbench.nas.workers import (
     DEFAULT_HEARTBEAT_S,
     GRACE_HEARTBEATS,
@@ -36,7 +37,7 @@ STUDY_META_KEY = "nasbench.study_name"
 
 
 def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner=None,
-                         direction: str = "maximize", heartbeat_s: int = DEFAULT_HEARTBEAT_S):
+                         directions: tuple[str, ...] = ("maximize",), heartbeat_s: int = DEFAULT_HEARTBEAT_S):
     """Create the study (sampler seeded with ``seed``) or join/resume it; returns (study, sampler seed).
 
     A worker joining an existing study gets its own sampler seed: workers started with
@@ -52,7 +53,7 @@ def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int
             ensure_writable_dir(path.parent if str(path.parent) else Path("."), what)
             new_file = None if path.exists() else path
     try:
-        return _create_or_load(name, storage_url, sampler_for, seed, pruner, direction, heartbeat_s)
+        return _create_or_load(name, storage_url, sampler_for, seed, pruner, directions, heartbeat_s)
     except BaseException:
         if new_file is not None and new_file.is_file() and new_file.stat().st_size == 0:
             new_file.unlink()
@@ -60,7 +61,7 @@ def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int
 
 
 def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner,
-                    direction: str, heartbeat_s: int):
+                    directions: tuple[str, ...], heartbeat_s: int):
     import optuna
 
     from nasbench.report.study import storage_error_line
@@ -69,7 +70,7 @@ def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], An
         storage = make_storage(storage_url, heartbeat_s)
         try:
             return optuna.create_study(study_name=name, storage=storage, sampler=sampler_for(seed), pruner=pruner,
-                                       direction=direction), seed
+                                       directions=list(directions)), seed
         except optuna.exceptions.DuplicatedStudyError:
             seed = joining_seed(seed)
             return optuna.load_study(study_name=name, storage=storage, sampler=sampler_for(seed), pruner=pruner), seed
@@ -90,9 +91,10 @@ class _Progress:
         self.best: float | None = None
 
     def __call__(self, study, trial) -> None:
-        if trial.user_attrs.get("feasible") and trial.value is not None and trial.state.name == "COMPLETE":
+        if trial.user_attrs.get("feasible") and trial.values and trial.state.name == "COMPLETE":
             self.feasible += 1
-            self.best = trial.value if self.best is None else max(self.best, trial.value)
+            value = trial.values[0]  # the objective (a second value, when there is one, is latency)
+            self.best = value if self.best is None else max(self.best, value)
         best = "—" if self.best is None else (f"{self.best / 1e9:.3f} GMACs" if self.objective == "macs"
                                               else f"{self.best:.4g}")
         self.progress.update(self.task, advance=1,
@@ -129,6 +131,9 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Also stop a proxy run at the first evaluation after this many seconds.")
 @click.option("--proxy-imgsz", type=click.IntRange(min=8), default=32, show_default=True, help="Proxy training px.")
 @click.option("--proxy-batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--pruner", type=click.Choice(PRUNERS), default="median", show_default=True,
+              help="How --objective proxy stops poor runs early: the median rule, or Hyperband (successive halving "
+                   "over the training steps).")
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="estimate", show_default=True,
               help="What a feasible trial maximises: 'estimate' = estimated ImageNet top-1 from --estimator "
                    "(validated against published top-1, see `nasbench estimators`); 'proxy' = top-1 after short "
@@ -137,6 +142,12 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Accuracy estimator for --objective estimate (`nasbench estimators` lists them).")
 @click.option("--no-train", is_flag=True, help="Same as --objective macs (cost-only search).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
+@click.option("--start", type=click.Choice(STARTS), default="presets", show_default=True,
+              help="'presets': a new study's first trials are the space's named presets (projected onto its knobs), "
+                   "each followed by a width-scaled version aimed at the budget; 'sampler': the sampler from trial 0.")
+@click.option("--latency-model/--no-latency-model", default=True, show_default=True,
+              help="Fit a latency model on the study's measured trials and skip timing candidates it predicts "
+                   "over budget (recorded with the prediction; every 4th is timed anyway to check it).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-params", default=None, help="Extra cap, e.g. 5M.")
 @click.option("--max-macs", default=None, help="Extra cap, e.g. 500M.")
@@ -154,15 +165,19 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--no-presets", is_flag=True,
               help="Skip the references: the named presets, and RT-DETR (rtdetr_l and the Pareto set) at --det-imgsz.")
 def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
-           proxy_seconds, proxy_imgsz, proxy_batch, objective, estimator, no_train, sampler, seed, max_params,
-           max_macs, threads,
+           proxy_seconds, proxy_imgsz, proxy_batch, pruner, objective, estimator, no_train, sampler, start,
+           latency_model, seed, max_params, max_macs, threads,
            study_name, storage, heartbeat_s, out_dir, no_presets) -> None:
     """Search a family's knobs with Optuna under a latency budget.
 
-    Each trial: sample a config, build it, count params/MACs, time it on --device;
-    over budget -> recorded infeasible, never estimated or trained; within budget ->
-    the objective: an accuracy estimate (default, seconds per candidate), short proxy
-    training (pruned early when clearly worse) or MACs. The same command resumes the
+    A new study starts at the space's named presets (and width-scaled versions aimed at
+    the budget). Each trial: sample a config, count params/MACs on the meta device;
+    predicted well over budget by the latency model fitted on the study's own timings ->
+    recorded with the prediction, never built; else build and time it on --device; over
+    budget -> recorded infeasible, never estimated or trained; within budget -> the
+    objective: an accuracy estimate (default, seconds per candidate), short proxy training
+    (pruned early when clearly worse) or MACs. Estimate and MACs studies optimise the
+    objective and latency together (the Pareto front). The same command resumes the
     same study; another --objective/--estimator for it is refused. At the end: the
     Pareto front (latency vs objective) beside the named presets, measured the same
     way, and a report under reports/.
@@ -184,7 +199,9 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     opts = SearchOptions(
         budget_ms=parse_budget_ms(budget), device=device, target=target, imgsz=imgsz, det_imgsz=det_imgsz, data=data,
         proxy_steps=proxy_steps, proxy_seconds=proxy_seconds, proxy_imgsz=proxy_imgsz, proxy_batch=proxy_batch,
-        objective="macs" if no_train else objective, estimator=estimator, sampler=sampler, seed=seed,
+        pruner=pruner,
+        objective="macs" if no_train else objective, estimator=estimator, sampler=sampler, start=start,
+        predict_latency=latency_model, seed=seed,
         max_params=parse_count(max_params, "--max-params") if max_params else None,
         max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads,
     )
@@ -200,7 +217,9 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         # loads the proxy data: bad --data fails before any study exists
         attrs = st.study_attrs(search_, space_arg, opts)
         study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(sampler, s), seed,
-                                                   st.make_pruner(proxy_steps), heartbeat_s=heartbeat_s)
+                                                   st.make_pruner(proxy_steps, opts.pruner),
+                                                   directions=tuple(st.study_directions(opts.objective)),
+                                                   heartbeat_s=heartbeat_s)
         if study.user_attrs:
             st.check_resume(study, attrs)
         else:
@@ -208,6 +227,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
                 study.set_user_attr(k, v)
     with storage_loss_as_error(storage, heartbeat_s):
         before = len(study.trials)
+        if opts.start == "presets":
+            enqueue_presets(study, spaces, start_limit(max_total or trials))
         console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
                              + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
         if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
@@ -250,7 +271,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         if not interrupted and not no_presets and "presets" not in study.user_attrs:
             with err.status("measuring the named presets the same way") as status:
                 names = [p for s in spaces for p in s.presets]
-                study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s)))
+                study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s),
+                                                                        study=study))
         if not interrupted and not no_presets:
             with err.status("detector-level references") as status:
                 st.detector_references(search_, study, log=lambda s: status.update(s))

@@ -1,20 +1,28 @@
 """The search loop: an Optuna study over one or more spaces under a latency budget.
 
-Design (why it is single-objective): Optuna's pruners do not work in multi-objective
-studies (``trial.report`` raises there), and early stopping of poor proxy runs is where
-most of the search time is saved. So the study maximises ONE objective (``--objective``):
-``estimate`` (default) — an accuracy estimator validated against published ImageNet
-top-1 (``nasbench.estimate``); ``proxy`` — top-1 after short training on ``--data``;
-``macs`` (``--no-train``) — MACs as "capacity" — with the latency budget and the
-optional params/MACs caps as hard constraints given to the sampler
-(``constraints_func``). The Pareto front over (latency down, objective up) is derived
-afterwards from all feasible trials; nothing is lost by not asking Optuna for it.
+Design (objectives). A feasible trial scores one objective (``--objective``): ``estimate``
+(default) — an accuracy estimator validated against published ImageNet top-1
+(``nasbench.estimate``); ``proxy`` — top-1 after short training on ``--data``; ``macs``
+(``--no-train``) — MACs as "capacity". The latency budget and the optional params/MACs
+caps are hard constraints given to the sampler (``Trial.set_constraint``).
+``estimate`` and ``macs`` studies are two-objective (objective up, latency down): the
+report's product is the Pareto front over exactly those two, and a sampler told about
+both spreads its trials along the front instead of piling them at the budget (measured:
+``benchmarks/results/search_efficiency_cpu.md``). ``proxy`` studies stay single-objective,
+because Optuna's pruners do not work in multi-objective studies (``trial.report`` raises
+there) and early stopping of poor proxy runs is where most of their time is saved; their
+front is derived afterwards from all feasible trials. Studies written before the change
+keep their single direction when resumed.
 
 A trial is staged so that expensive work only happens to candidates that deserve it:
-sample -> constraints of the space (never built when broken) -> same config seen
-before? (reuse its measurements) -> build + count (ms) -> caps -> one timed run
-(reject at once when far over budget) -> full timing -> over budget: recorded
-infeasible, never trained -> proxy training with intermediate reports and a pruner.
+sample (a new study's first trials are the presets, ``nasbench.nas.start``) -> constraints
+of the space (never built when broken) -> same config seen before? (reuse its
+measurements) -> features and caps counted on the meta device (ms, no weights) -> the
+study's latency model (``nasbench.nas.latency_model``) puts it well over budget: recorded
+with the prediction, never built -> build + one timed run (reject at once when far over
+budget) -> full timing (start trials through the cross-study cache,
+``nasbench.nas.measurements``) -> over budget: recorded infeasible, never trained ->
+the objective (estimate, MACs, or proxy training with intermediate reports and a pruner).
 Every trial stores its config, result row, timing context and proxy result as user
 attributes (see ``nasbench.report.study`` for the reader side).
 """
@@ -39,17 +47,25 @@ from nasbench.errors import BuildError, UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.metrics.cost import count_cost
 from nasbench.metrics.latency import TimingPlan, device_name, resolve_device, time_models
+from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms
+from nasbench.nas.latency_model import LatencyModel, fit_latency_model, work_vector
 from nasbench.nas.space import Candidate, Space, sample
+from nasbench.nas.start import START_ATTR, aimed_values, optuna_params, values_from_params
 from nasbench.nas.workers import worker_id
 
 FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without more timing
+TIME_EVERY_KTH_PREDICTED = 4  # every 4th candidate predicted over budget is timed anyway: the model keeps learning
+LATENCY_MODEL_WINDOW = 200  # the latency model is fitted on the most recent measured trials
+STARTS = ("presets", "sampler")
+PRUNERS = ("median", "hyperband")
 # Intermediate proxy evaluations only steer pruning, so they score a fixed 1,000-image,
 # class-balanced part of the val set (binomial noise ~1.4 points at 30% top-1, about the
 # proxy's own seed-to-seed spread); the final top-1, the objective, uses the whole val set.
 PROBE_VAL_IMAGES = 1000
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 OBJECTIVES = ("estimate", "proxy", "macs")
+PARETO_OBJECTIVES = ("estimate", "macs")  # searched as (objective up, latency down); proxy prunes, so it stays single
 ESTIMATE_ATTRS = ("estimator", "est_top1", "est_score", "est_seconds", "est_value")
 
 
@@ -66,9 +82,12 @@ class SearchOptions:
     proxy_imgsz: int = 32
     proxy_batch: int = 64
     proxy_lr: float = 2e-3
+    pruner: str = "median"  # one of PRUNERS (the proxy objective only)
     objective: str = "estimate"  # one of OBJECTIVES
     estimator: str = "default"  # for objective "estimate": a name in nasbench.estimate.ESTIMATORS
     sampler: str = "tpe"
+    start: str = "presets"  # one of STARTS: enqueue the presets (and aimed versions) first, or not
+    predict_latency: bool = True  # skip timing candidates the online latency model puts over budget
     seed: int = 0
     max_params: int | None = None
     max_macs: int | None = None
@@ -80,6 +99,10 @@ class SearchOptions:
     def train(self) -> bool:
         """True when candidates are trained (the ``proxy`` objective)."""
         return self.objective == "proxy"
+
+
+def study_directions(objective: str) -> list[str]:
+    return ["maximize", "minimize"] if objective in PARETO_OBJECTIVES else ["maximize"]
 
 
 # ----------------------------------------------------------------------------- naming
@@ -118,7 +141,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         if name == "tpe":
             # constant_liar: parallel workers treat running trials as bad, so they do not all
             # propose the point TPE currently likes best (no effect with one worker)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=5,
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10,
                                               constant_liar=True)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
@@ -133,9 +156,20 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise UserError(f"unknown sampler '{name}' (use {', '.join(SAMPLERS)})")
 
 
-def make_pruner(proxy_steps: int) -> optuna.pruners.BasePruner:
-    """Median rule, but only after a third of the proxy run and against >= 3 other curves
-    (infeasible trials have no curve, so Optuna's startup count alone would be misleading)."""
+def make_pruner(proxy_steps: int, name: str = "median") -> optuna.pruners.BasePruner:
+    """How proxy runs stop early (only the ``proxy`` objective reports intermediate values).
+
+    ``median``: the median rule, but only after a third of the proxy run and against >= 3
+    other curves (infeasible trials have no curve, so Optuna's startup count alone would be
+    misleading). ``hyperband``: successive halving over the proxy's training steps in
+    brackets of reduction factor 3 from a sixth of the run (the first evaluation) to all of
+    it: most candidates stop at the first rungs, the best third of each rung goes on.
+    """
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, proxy_steps // 6), max_resource=proxy_steps,
+                                              reduction_factor=3)
+    if name != "median":
+        raise UserError(f"unknown pruner '{name}' (use {', '.join(PRUNERS)})")
     return optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=max(1, proxy_steps // 3), n_min_trials=3)
 
 
@@ -164,7 +198,6 @@ class Search:
         self.device = resolve_device(opts.device)
         self.log = log
         self.data = None
-        self.interrupted = False
 
     # -- data
     def proxy_data(self):
@@ -205,14 +238,94 @@ class Search:
                              threads=self.opts.threads, plan=plan)[label]
         return measured_row(m, timing, self.opts), False
 
-    def over_caps_on_meta(self, spec: zoo.ModelSpec, imgsz: int) -> dict[str, float]:
-        """The --max-params/--max-macs constraints a config breaks, counted on the meta device
-        (no weights allocated); empty when there are no caps or it is within them."""
-        if not (self.opts.max_params or self.opts.max_macs):
-            return {}
-        fam = zoo.all_families()[spec.family]
-        cost = count_cost(fuse_for_deploy(zoo.build_for_counting(fam, spec.config)), imgsz)
-        return {key: excess for key, excess in self.cap_excess(cost.params, cost.macs).items() if excess > 0}
+    def meta_features(self, spec: zoo.ModelSpec, imgsz: int):
+        """Architecture features of the deploy form, counted on the meta device (no weights)."""
+        from nasbench.estimate.features import arch_features
+
+        return arch_features(fuse_for_deploy(spec.build_for_counting()), imgsz)
+
+    def over_caps(self, params: int, macs: int) -> dict[str, float]:
+        """The --max-params/--max-macs constraints a count breaks (empty: within them)."""
+        return {key: excess for key, excess in self.cap_excess(params, macs).items() if excess > 0}
+
+    def measurement_settings(self, spec: zoo.ModelSpec, imgsz: int) -> dict[str, Any]:
+        """Everything that changes a measured row: the key of the cross-study cache."""
+        import dataclasses
+
+        import torch
+
+        detector = self.opts.target == "detector"
+        return {"config": config_key({"family": spec.family, **config_to_dict(spec.config)}), "imgsz": imgsz,
+                "device": self.device.type, "device_name": device_name(self.device), "dtype": self.opts.dtype,
+                "threads": self.opts.threads or torch.get_num_threads(),
+                "timing": dataclasses.asdict(self.opts.timing), "target": self.opts.target,
+                "det_imgsz": self.opts.det_imgsz if detector else None, "torch": torch.__version__,
+                "nasbench": __version__}
+
+    def measure_reusing(self, spec: zoo.ModelSpec, label: str, imgsz: int,
+                        reject_over_ms: float | None = None) -> tuple[dict[str, Any], bool, bool]:
+        """``measure`` (+ the detector columns) through the cross-study cache of start trials
+        and presets. Returns (row, rejected_early, from_cache)."""
+        key = measurements.measurement_key(self.measurement_settings(spec, imgsz))
+        cached = measurements.lookup(key)
+        if cached is not None:
+            return {**cached, "name": label}, False, True
+        row, rejected = self.measure(spec, label, imgsz, reject_over_ms)
+        if self.opts.target == "detector" and not rejected:
+            row.update(self.detector_row(spec, label))
+        if not rejected:
+            measurements.store(key, row)
+        return row, rejected, False
+
+    # -- the latency model
+    def latency_model(self, study: optuna.Study) -> LatencyModel | None:
+        """Fitted on this study's own measured trials (any worker), most recent first."""
+        points = [(t.user_attrs["work"], t.user_attrs["row"]["latency_ms"])
+                  for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                  if "work" in t.user_attrs and "row" in t.user_attrs and "duplicate_of" not in t.user_attrs]
+        points = points[-LATENCY_MODEL_WINDOW:]
+        return fit_latency_model([w for w, _ in points], [y for _, y in points])
+
+    def predicted_over(self, trial: optuna.Trial, work: list[float], caps: dict[str, float]) -> bool:
+        """Record the model's prediction; True when the candidate is skipped as predicted over
+        budget (recorded with its prediction, never built). Every k-th such one is timed."""
+        if not self.opts.predict_latency or self.opts.target == "detector" or trial.user_attrs.get(START_ATTR):
+            return False
+        model = self.latency_model(trial.study)
+        if model is None:
+            return False
+        predicted = model.predict_ms(work)
+        trial.set_user_attr("pred_latency_ms", predicted)
+        trial.set_user_attr("latency_model", model.describe())
+        if not model.over_budget(predicted, self.opts.budget_ms):
+            return False
+        earlier = sum(1 for t in trial.study.get_trials(deepcopy=False) if t.user_attrs.get("predicted_over"))
+        trial.set_user_attr("predicted_over", True)
+        if earlier % TIME_EVERY_KTH_PREDICTED == TIME_EVERY_KTH_PREDICTED - 1:
+            trial.set_user_attr("predicted_over_timed", True)  # timed anyway, to check the model
+            return False
+        record_constraint(trial, {"latency_over_budget_ms": predicted - self.opts.budget_ms, **caps})
+        trial.set_user_attr("reason", f"predicted over budget: {predicted:.1f} ms > {self.opts.budget_ms:g} ms even "
+                                      f"{model.margin:.0%} faster (latency model on {model.points} measured trials, "
+                                      f"median error {model.median_error:.0%}; never built)")
+        return True
+
+    def enqueue_aimed(self, trial: optuna.Trial, space: Space, cand: Candidate, row: dict[str, Any]) -> None:
+        """After a preset trial is timed: its width-scaled version aimed at the budget."""
+        imgsz = self.imgsz_for(space)
+        fam = zoo.all_families()[space.family.name]
+
+        def macs_of(config) -> int:
+            return count_cost(fuse_for_deploy(zoo.build_for_counting(fam, config)), imgsz).macs
+
+        values = aimed_values(space, values_from_params(space, cand.params), macs_of, row["latency_ms"],
+                              row["macs"], self.opts.budget_ms)
+        if values is None:
+            return
+        multi = len(self.spaces) > 1
+        params = optuna_params(space, values, f"{space.name}." if multi else "", multi)
+        attrs = {START_ATTR: "aimed", "aimed_from": trial.user_attrs.get("preset")}
+        trial.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
     def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
         import torch
@@ -246,12 +359,14 @@ class Search:
     def infeasible_value(self, row: dict[str, Any]) -> float:
         return float(row["macs"]) if not self.opts.train else 0.0
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
-            return self._objective(trial)
+            value = self._objective(trial)
+            if len(trial.study.directions) == 1:
+                return value
+            return value, self.trial_latency_ms(trial)
         except KeyboardInterrupt:
             trial.set_user_attr("reason", "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume")
-            self.interrupted = True
             raise
         except BuildError as exc:  # this candidate only: the trial fails with the reason, the search goes on
             trial.set_user_attr("reason", str(exc)[:300])
@@ -263,39 +378,33 @@ class Search:
             raise
 
     def _objective(self, trial: optuna.Trial) -> float:
-        names = list(self.spaces)
-        space = self.spaces[trial.suggest_categorical("family", names)] if len(names) > 1 else self.spaces[names[0]]
-        cand: Candidate = sample(trial, space, prefix=f"{space.name}." if len(names) > 1 else "")
-        config = {"family": cand.family, **config_to_dict(cand.config)}
-        label = f"t{trial.number:04d}"
-        key = config_key(config)
-        for k, v in (("config", config), ("name", label), ("config_key", key), ("feasible", False),
-                     ("worker", worker_id())):
-            trial.set_user_attr(k, v)
+        space, cand = self.sample(trial)
         if cand.violations:
             record_constraint(trial, {"space_constraints": 1.0})
             trial.set_user_attr("reason", "violates " + "; ".join(cand.violations) + " (never built)")
             raise optuna.TrialPruned()
-
-        earlier = self.find_measured(trial.study, key, trial.number)
+        earlier = self.find_measured(trial.study, trial.user_attrs["config_key"], trial.number)
         if earlier is not None:
             return self.reuse(trial, earlier)
 
+        label, imgsz = trial.user_attrs["name"], self.imgsz_for(space)
         spec = zoo.ModelSpec(label, cand.family, cand.config, "search", space.imgsz)
-        over_caps = self.over_caps_on_meta(spec, self.imgsz_for(space))
-        if over_caps:  # a cap decides without allocating a weight
-            record_constraint(trial, over_caps)
-            trial.set_user_attr("reason", "; ".join(f"{k} {v:+.0%}" for k, v in over_caps.items())
+        features = self.meta_features(spec, imgsz)
+        work = work_vector(features)
+        trial.set_user_attr("work", work)
+        caps = self.over_caps(features.params, features.macs)
+        if caps:  # a cap decides without allocating a weight
+            record_constraint(trial, caps)
+            trial.set_user_attr("reason", "; ".join(f"{k} {v:+.0%}" for k, v in caps.items())
                                 + " (counted on the meta device, never built)")
             raise optuna.TrialPruned()
-        row, rejected = self.measure(spec, label, self.imgsz_for(space),
-                                     reject_over_ms=None if self.opts.target == "detector"
-                                     else FAR_OVER_BUDGET * self.opts.budget_ms)
-        if self.opts.target == "detector":
-            row.update(self.detector_row(spec, label))
-        trial.set_user_attr("row", row)
+        if self.predicted_over(trial, work, caps):
+            raise optuna.TrialPruned()
+        row, rejected = self.measure_trial(trial, spec, imgsz)
         constraint = self.constraint(row)
         record_constraint(trial, constraint)
+        if trial.user_attrs.get(START_ATTR) == "preset" and self.opts.target == "backbone":
+            self.enqueue_aimed(trial, space, cand, row)
         if rejected or max(constraint.values()) > 0:
             trial.set_user_attr("reason", self.why_infeasible(row, rejected))
             return self.infeasible_value(row)
@@ -303,8 +412,41 @@ class Search:
         if self.opts.objective == "macs":
             return float(row["macs"])
         if self.opts.objective == "estimate":
-            return self.estimate_trial(trial, spec, self.imgsz_for(space))
+            return self.estimate_trial(trial, spec, imgsz)
         return self.train_trial(trial, spec)
+
+    def trial_latency_ms(self, trial: optuna.Trial) -> float:
+        """The latency objective of a completed trial: what the budget constrains."""
+        row = trial.user_attrs["row"]
+        return float(row.get("det_latency_ms") if self.opts.target == "detector" else row["latency_ms"])
+
+    def sample(self, trial: optuna.Trial) -> tuple[Space, Candidate]:
+        """Family (when several spaces) and knobs; the trial's identity attributes set."""
+        names = list(self.spaces)
+        space = self.spaces[trial.suggest_categorical("family", names)] if len(names) > 1 else self.spaces[names[0]]
+        cand: Candidate = sample(trial, space, prefix=f"{space.name}." if len(names) > 1 else "")
+        config = {"family": cand.family, **config_to_dict(cand.config)}
+        for k, v in (("config", config), ("name", f"t{trial.number:04d}"), ("config_key", config_key(config)),
+                     ("feasible", False), ("worker", worker_id())):
+            trial.set_user_attr(k, v)
+        return space, cand
+
+    def measure_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec, imgsz: int) -> tuple[dict[str, Any], bool]:
+        """Time the candidate (start trials through the cross-study cache); the row is stored
+        on the trial with the latency model's error on it when there was a prediction."""
+        reject = None if self.opts.target == "detector" else FAR_OVER_BUDGET * self.opts.budget_ms
+        if trial.user_attrs.get(START_ATTR):
+            row, rejected, cached = self.measure_reusing(spec, spec.name, imgsz, reject)
+            trial.set_user_attr("measured_from_cache", cached)
+        else:
+            row, rejected = self.measure(spec, spec.name, imgsz, reject)
+            if self.opts.target == "detector":
+                row.update(self.detector_row(spec, spec.name))
+        trial.set_user_attr("row", row)
+        predicted = trial.user_attrs.get("pred_latency_ms")
+        if predicted is not None and not rejected:
+            trial.set_user_attr("pred_latency_error", abs(predicted - row["latency_ms"]) / row["latency_ms"])
+        return row, rejected
 
     def estimate(self, spec: zoo.ModelSpec, imgsz: int) -> dict[str, Any]:
         """The estimate columns of one candidate (its family left out of fitted estimators)."""
@@ -382,7 +524,7 @@ class Search:
         trial.set_user_attr("duplicate_of", earlier.number)
         if earlier.state == TrialState.PRUNED:
             raise optuna.TrialPruned()
-        return float(earlier.value)
+        return float(earlier.values[0])
 
 
 # ----------------------------------------------------------------------------- study
@@ -411,6 +553,9 @@ def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str
         **proxy_objective_description(search.proxy_description()),
         "proxy": search.proxy_description(),
         "sampler": opts.sampler,
+        "start": opts.start,
+        "latency_model": opts.predict_latency,
+        "pruner": opts.pruner if opts.train else None,
         "seed": opts.seed,
         "wall_s": 0.0,
     }
@@ -471,34 +616,51 @@ def feasible_count(study: optuna.Study) -> int:
                if t.user_attrs.get("feasible"))
 
 
-def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("feasible")]
-    return max(done, key=lambda t: t.value, default=None)
+def preset_trials(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
+    """Completed start trials that reproduce a named preset exactly, by preset name."""
+    return {t.user_attrs["preset"]: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("preset_exact") and "row" in t.user_attrs}
 
 
-def measure_presets(search: Search, names: list[str], log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The named presets, measured exactly like trials (same device, timing, proxy)."""
+def measure_presets(search: Search, names: list[str], log: Callable[[str], None],
+                    study: optuna.Study | None = None) -> list[dict[str, Any]]:
+    """The named presets, measured exactly like trials (same device, timing, proxy). A preset
+    the study already ran as an exact start trial is not measured again, nor one in the
+    cross-study cache of the same settings."""
+    from_trials = preset_trials(study) if study is not None else {}
     rows = []
     for name in names:
         spec = zoo.resolve(name)
         space = next(s for s in search.spaces.values() if s.family.name == spec.family)
-        log(f"measuring preset {name}")
-        row, _ = search.measure(spec, name, search.imgsz_for(space))
-        if search.opts.target == "detector":
-            row.update(search.detector_row(spec, name))
-        row["feasible"] = max(search.constraint(row).values()) <= 0
-        if search.opts.train:
+        imgsz = search.imgsz_for(space)
+        trial = from_trials.get(name)
+        if trial is not None:
+            row = preset_row_from_trial(trial, name)
+        else:
+            log(f"measuring preset {name}")
+            row, _, _ = search.measure_reusing(spec, name, imgsz)
+        if search.opts.train and "proxy_top1" not in row:  # an infeasible start trial was never trained
             log(f"proxy-training preset {name}")
             result = search.train(spec)
             row.update(proxy_top1=result.top1, proxy_top5=result.top5, proxy_val_loss=result.val_loss)
-        if search.opts.objective == "estimate":
+        if search.opts.objective == "estimate" and "est_value" not in row:
             log(f"estimating preset {name}")
-            row.update(search.estimate(spec, search.imgsz_for(space)))
+            row.update(search.estimate(spec, imgsz))
+        row["feasible"] = max(search.constraint(row).values()) <= 0
         published = spec.family and zoo.all_families()[spec.family].published.get(name)
         if published:
             row["published_top1"] = published.top1
         rows.append(row)
     return rows
+
+
+def preset_row_from_trial(trial: optuna.trial.FrozenTrial, name: str) -> dict[str, Any]:
+    """A preset's reference row from the start trial that measured it (and its objective)."""
+    row = {**trial.user_attrs["row"], "name": name, "from_trial": trial.number}
+    for key in ("proxy_top1", "proxy_top5", "proxy_val_loss", *ESTIMATE_ATTRS):
+        if key in trial.user_attrs:
+            row[key] = trial.user_attrs[key]
+    return row
 
 
 def detector_references(search: Search, study: optuna.Study, log: Callable[[str], None]) -> None:

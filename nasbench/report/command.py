@@ -17,6 +17,7 @@ from nasbench.report.study import (
     DEFAULT_STORAGE,
     DISPLAY_COLUMNS,
     StudyData,
+    latency_model_line,
     load_study_data,
     mask_url,
     objective_name,
@@ -37,7 +38,8 @@ def summary_lines(data: StudyData) -> list[str]:
     budget = a.get("budget_ms")
     lines = [
         f"study {data.name}: {c['run']} trials — {c['feasible']} feasible, {c['infeasible']} over budget/caps, "
-        f"{c['pruned']} pruned, {c['failed']} failed"
+        + (f"{c['predicted_over']} predicted over budget, " if c["predicted_over"] else "")
+        + f"{c['pruned']} pruned, {c['failed']} failed"
         + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
         + (f", {c['running']} still running" if c["running"] else ""),
         f"objective {objective_name(a)}"
@@ -50,6 +52,9 @@ def summary_lines(data: StudyData) -> list[str]:
     validity = (a.get("objective_validity") or {}).get("line")
     if validity:
         lines.append(f"objective validity: {validity}")
+    model_line = latency_model_line(data.trials)
+    if model_line:
+        lines.append(model_line)
     if proxy and proxy.get("synthetic"):
         lines.append("proxy data was SYNTHETIC: proxy top-1 ranks candidates, it is not an accuracy estimate")
     elif not proxy and objective_name(a) == "macs":

@@ -119,6 +119,14 @@ STUDY_COLUMNS: dict[str, str] = {
     "det_flops": "2 x det_macs",
     "det_latency_ms": "median latency of the whole detector at det_imgsz, milliseconds",
     "duplicate_of": "trial number whose measurements were reused (same config sampled again)",
+    "start": "'preset': a named preset projected onto the space, enqueued first; 'aimed': its width-scaled "
+             "version aimed at the budget; empty: proposed by the sampler",
+    "preset": "the named preset a start trial was projected from",
+    "pred_latency_ms": "latency predicted by the study's online latency model before the trial was timed, ms",
+    "pred_latency_error": "|pred_latency_ms - latency_ms| / latency_ms, for trials predicted and then timed",
+    "predicted_over_timed": "predicted over budget but timed anyway (every 4th such candidate), to check the model",
+    "predicted_over": "skipped: the latency model put it over the budget even at the optimistic end of its "
+                      "error, so it was never built or timed (reason has the prediction)",
     "duration_s": "wall time of the trial, seconds",
     "started_at": "trial start time, ISO 8601 (the storage's clock)",
     "reason": "why the trial is infeasible, pruned or failed",

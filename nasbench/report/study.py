@@ -264,7 +264,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
                            "family": config.get("family") or measured.get("family")}
     row["state"] = _STATE_NAMES.get(trial.state, trial.state.name.lower())
     row["feasible"] = bool(ua.get("feasible", False))
-    row["value"] = trial.value if trial.state == TrialState.COMPLETE else None
+    # the objective; a two-objective study's second value is the latency, already in the row
+    row["value"] = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None
     for key in ("proxy_top1", "proxy_top5", "proxy_val_loss", "proxy_images_per_s", "estimator", "est_top1",
                 "est_score", "est_seconds", "est_value"):
         row[key] = ua.get(key)
@@ -276,6 +277,9 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     if row.get("det_flops") is None and row.get("det_macs") is not None:
         row["det_flops"] = 2 * row["det_macs"]
     row["duplicate_of"] = ua.get("duplicate_of")
+    for key in ("start", "preset", "pred_latency_ms", "pred_latency_error", "predicted_over_timed"):
+        row[key] = ua.get(key)
+    row["predicted_over"] = bool(ua.get("predicted_over")) and "row" not in ua  # skipped, never timed
     row["duration_s"] = trial.duration.total_seconds() if trial.duration is not None else None
     row["started_at"] = trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None
     row["reason"] = ua.get("reason")
@@ -359,12 +363,36 @@ def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
     # slot-race losers of a multi-worker --max-total: FAIL in Optuna, but nothing went wrong
     surplus = (state == "failed") & trials["reason"].fillna("").astype(str).str.startswith("surplus") \
         if "reason" in trials.columns else pd.Series(False, index=trials.index)
+    predicted = trials["predicted_over"].fillna(False).astype(bool) if "predicted_over" in trials.columns \
+        else pd.Series(False, index=trials.index)
     return {
         "run": int(len(trials)), "complete": int(complete.sum()), "feasible": int(feasible.sum()),
-        "infeasible": int((complete & ~feasible).sum()), "pruned": int((state == "pruned").sum()),
+        "infeasible": int((complete & ~feasible).sum()), "predicted_over": int(predicted.sum()),
+        "pruned": int(((state == "pruned") & ~predicted).sum()),
         "failed": int((state == "failed").sum() - surplus.sum()), "surplus": int(surplus.sum()),
         "running": int(state.isin(["running", "waiting"]).sum()), "duplicates": int(dup.sum()),
     }
+
+
+def latency_model_line(trials: pd.DataFrame) -> str | None:
+    """How the study's online latency model did: what it skipped, how often the skipped kind
+    was really over (the every-k-th check), and its error on the candidates it predicted
+    before they were timed (None when it never predicted)."""
+    if "pred_latency_ms" not in trials.columns or not trials["pred_latency_ms"].notna().any():
+        return None
+    skipped = int(trials["predicted_over"].fillna(False).astype(bool).sum())
+    line = f"latency model: {skipped} candidate(s) predicted over budget and never built"
+    timed_anyway = trials["latency_ms"].where(trials["predicted_over_timed"].fillna(False).astype(bool)) \
+        if "predicted_over_timed" in trials.columns else pd.Series(dtype=float)
+    checks = timed_anyway.dropna()
+    if len(checks):
+        really = int((~trials.loc[checks.index, "feasible"].astype(bool)).sum())
+        line += f"; of {len(checks)} such timed anyway to check, {really} turned out infeasible"
+    errors = pd.to_numeric(trials.get("pred_latency_error"), errors="coerce").dropna()
+    if len(errors):
+        line += (f"; median error on the {len(errors)} predicted before timing {100 * errors.median():.0f}% "
+                 f"(p90 {100 * errors.quantile(0.9):.0f}%)")
+    return line
 
 
 def objective_name(attrs: dict[str, Any]) -> str:

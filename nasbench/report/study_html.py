@@ -45,7 +45,7 @@ from nasbench.report.page import (
     write_files,
 )
 from nasbench.report.schema import KNOB_PREFIX, column_doc
-from nasbench.report.study import DISPLAY_COLUMNS, StudyData, load_study_data, objective_name
+from nasbench.report.study import DISPLAY_COLUMNS, StudyData, latency_model_line, load_study_data, objective_name
 from nasbench.report.svg import Bars, Rule, Series, bars_svg, scatter_svg
 
 __all__ = ["SCRIPT", "render_study_html", "write_report_files", "write_study_report"]
@@ -380,7 +380,9 @@ def summary_html(data: StudyData, storage_label: str | None) -> str:
              ("threads", a.get("threads")), ("torch", a.get("torch_version")), ("CUDA", cuda),
              ("nasbench", a.get("nasbench_version")), ("storage", storage_label)]
     trials = [("trials run", c["run"]), ("complete, feasible", c["feasible"]),
-                 ("complete, over budget/caps", c["infeasible"]), ("pruned", c["pruned"]), ("failed", c["failed"]),
+                 ("complete, over budget/caps", c["infeasible"]),
+                 ("predicted over budget (never built)", c.get("predicted_over") or None),
+                 ("pruned", c["pruned"]), ("failed", c["failed"]),
                  *((("surplus (another worker filled --max-total; never ran)", c["surplus"]),) if c["surplus"] else ()),
                  ("still running", c["running"] or None), ("reused duplicates", c["duplicates"]),
                  ("on the Pareto front", len(data.pareto)), ("search wall time", duration_text(a.get("wall_s")))]
@@ -434,6 +436,17 @@ def methodology_notes(data: StudyData) -> list[str]:
         if proxy.get("synthetic"):
             notes.append("The proxy data was SYNTHETIC (generated, not real images). proxy_top1 only says how fast "
                          "a candidate learns a toy task; it says nothing about ImageNet or COCO accuracy.")
+    model_line = latency_model_line(trials)
+    if model_line:
+        notes.append(f"Latency model (fitted online on this study's timed trials: non-negative ms per unit of each "
+                     f"kind of work the counter separates; a candidate is skipped only when even the optimistic end "
+                     f"of its leave-one-out error is over the budget, and every 4th such one is timed anyway): "
+                     f"{model_line.removeprefix('latency model: ')}.")
+    starts = trials["start"].dropna() if "start" in trials.columns else []
+    if len(starts):
+        notes.append(f"Start: the first {int((starts == 'preset').sum())} trial(s) were the space's named presets "
+                     "projected onto its knobs (preset column), followed by width-scaled versions aimed at the "
+                     f"budget ({int((starts == 'aimed').sum())}); the sampler proposed the rest.")
     notes.append("Pareto front: completed feasible trials that no other such trial beats on both latency (lower) and "
                  "the objective (higher). A config sampled twice is measured once; later copies reuse the "
                  "measurement (duplicate_of) and are not counted again.")

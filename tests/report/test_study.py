@@ -204,3 +204,18 @@ def test_report_dirname_is_one_to_one():
     assert len(set(dirs)) == len(names)
     assert report_dirname("a_b") == "a_b" and report_dirname("a/b").startswith("a_b-")
     assert all(len(d) <= 100 for d in dirs)
+
+
+def test_latency_model_line_counts_skips_checks_and_error() -> None:
+    from nasbench.report.study import latency_model_line
+
+    frame = pd.DataFrame({
+        "trial": [0, 1, 2, 3, 4], "latency_ms": [10.0, None, None, 50.0, 20.0],
+        "feasible": [True, False, False, False, True],
+        "pred_latency_ms": [None, 80.0, 90.0, 60.0, 22.0], "predicted_over": [False, True, True, False, False],
+        "predicted_over_timed": [None, None, None, True, None], "pred_latency_error": [None, None, None, 0.2, 0.1],
+    })
+    assert latency_model_line(frame) == ("latency model: 2 candidate(s) predicted over budget and never built; of 1 "
+                                         "such timed anyway to check, 1 turned out infeasible; median error on the 2 "
+                                         "predicted before timing 15% (p90 19%)")
+    assert latency_model_line(frame.drop(columns=["pred_latency_ms"])) is None

@@ -66,7 +66,7 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
     assert study.user_attrs["objective"] == "macs" and study.user_attrs["budget_ms"] == 1000.0
     first = study.trials[0]
     assert set(first.user_attrs["config"]) >= {"family", "stage_channels", "transformer_blocks"}
-    assert first.user_attrs["row"]["macs"] == first.value  # cost-only objective: capacity
+    assert first.user_attrs["row"]["macs"] == first.values[0]  # cost-only objective: capacity
     assert [r["name"] for r in study.user_attrs["presets"]] == ["mobilevit_xxs"]
     # The RT-DETR references: rtdetr_l's row and the Pareto set's detector columns, timed together.
     baseline = study.user_attrs["baseline"]
@@ -110,7 +110,7 @@ def test_duplicate_configs_are_not_measured_twice(tmp_path, monkeypatch) -> None
     study = load(tmp_path, "dup")
     assert len(calls) == 1
     assert [t.user_attrs.get("duplicate_of") for t in study.trials] == [None, 0, 0]
-    assert study.trials[1].value == study.trials[0].value
+    assert study.trials[1].values == study.trials[0].values
 
 
 def test_proxy_training_trials_and_presets(tmp_path) -> None:
@@ -142,7 +142,7 @@ def test_estimate_objective_is_stored_and_another_objective_is_refused(tmp_path)
     assert attrs["objective_label"] == "estimated ImageNet top-1 %"
     assert attrs["objective_validity"]["n"] == 31 and attrs["objective_validity"]["pairs_total"] == 35
     done = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs["feasible"]]
-    assert done and all(t.value == t.user_attrs["est_top1"] for t in done)
+    assert done and all(t.values[0] == t.user_attrs["est_top1"] for t in done)
     preset = attrs["presets"][0]
     assert preset["name"] == "mobilevit_xxs" and preset["published_top1"] == 69.0 and "est_top1" in preset
     assert "objective: fit_cost_grad_norm" in res.output
@@ -297,7 +297,7 @@ def test_builder_error_fails_the_trial_and_the_search_goes_on(tmp_path, monkeypa
     logging.getLogger("optuna").addHandler(handler)
     try:
         res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "6", "--no-train",
-                  "--study", "be", "--no-presets", "--seed", "3")
+                  "--study", "be", "--no-presets", "--seed", "1", "--start", "sampler", "--sampler", "random")
     finally:
         logging.getLogger("optuna").removeHandler(handler)
     assert res.exit_code == 0, res.output

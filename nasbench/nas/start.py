@@ -1,0 +1,220 @@
+"""Start where the answers are: a space's named presets as a study's first trials.
+
+Each preset is projected onto the space (the knob values whose config is closest to the
+preset's; "exact" when equal), enqueued as a trial, and measured like any other. Once a
+preset trial is timed, a width-scaled version of it aimed at the budget is enqueued
+(the space's width knobs set so that MACs, scaled from the preset's measured latency,
+land just under the budget). Both kinds give the sampler feasible points near the budget
+boundary from the first trials on, which is where a latency-constrained optimum lies.
+Everything here is generic over the space file: no family-specific code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from nasbench import zoo
+from nasbench.nas.space import Knob, Space, candidate_from_values
+
+START_ATTR = "start"  # trial user attribute: "preset" | "aimed"
+AIM_FRACTION = 0.92  # aim the scaled version a little under the budget: timing spreads by a few %
+MAX_AIM_CANDIDATES = 64
+_SWEEPS = 4
+_FLOAT_GRID = 9
+
+
+@dataclass(frozen=True)
+class StartTrial:
+    """One trial to enqueue: Optuna params (with the study's prefixes) and its attributes."""
+
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- projection
+def knob_domain(knob: Knob) -> list[Any]:
+    """Every value a knob can take (floats without a step: a grid over the range)."""
+    if knob.kind == "choices":
+        return list(knob.domain)
+    lo, hi = knob.domain
+    if knob.kind == "int":
+        return list(range(int(lo), int(hi) + 1, int(knob.step or 1)))
+    if knob.step:
+        count = int(round((hi - lo) / knob.step))
+        return [round(lo + i * knob.step, 10) for i in range(count + 1)]
+    if knob.log:
+        return [lo * (hi / lo) ** (i / (_FLOAT_GRID - 1)) for i in range(_FLOAT_GRID)]
+    return [lo + (hi - lo) * i / (_FLOAT_GRID - 1) for i in range(_FLOAT_GRID)]
+
+
+def _flat(v: Any) -> list[Any]:
+    if isinstance(v, (tuple, list)):
+        return [x for item in v for x in _flat(item)]
+    return [v]
+
+
+def value_distance(a: Any, b: Any) -> float:
+    """0 when equal; |log ratio| summed element-wise for positive numbers; 1 per other mismatch."""
+    fa, fb = _flat(a), _flat(b)
+    if len(fa) != len(fb):
+        return 10.0 + abs(len(fa) - len(fb))
+    total = 0.0
+    for x, y in zip(fa, fb):
+        if x == y:
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (x, y))
+        total += abs(math.log(x / y)) if numeric else 1.0
+    return total
+
+
+def config_distance(config: Any, target: Any) -> float:
+    return sum(value_distance(getattr(config, f.name), getattr(target, f.name)) for f in dataclasses.fields(target))
+
+
+def _slots(space: Space) -> list[tuple[Knob, int | None]]:
+    """(knob, stage index) for every independently chosen value."""
+    return [(k, i) for k in space.knobs for i in (range(k.per_stage) if k.per_stage else [None])]
+
+
+def _with(values: dict[str, Any], knob: Knob, index: int | None, v: Any) -> dict[str, Any]:
+    out = dict(values)
+    if index is None:
+        out[knob.name] = v
+    else:
+        stages = list(out[knob.name])
+        stages[index] = v
+        out[knob.name] = tuple(stages)
+    return out
+
+
+def project(space: Space, target: Any) -> tuple[dict[str, Any], bool]:
+    """Knob values whose config is closest to ``target`` (coordinate descent; valid configs
+    preferred), and whether it reproduces ``target`` exactly."""
+    def cost(values: dict[str, Any]) -> float:
+        cand = candidate_from_values(space, values)
+        return config_distance(cand.config, target) + (1000.0 if cand.violations else 0.0)
+
+    domains = {k.name: knob_domain(k) for k in space.knobs}
+    values = {k.name: (tuple([domains[k.name][len(domains[k.name]) // 2]] * k.per_stage) if k.per_stage
+                       else domains[k.name][len(domains[k.name]) // 2]) for k in space.knobs}
+    best = cost(values)
+    for _ in range(_SWEEPS):
+        improved = False
+        for knob, index in _slots(space):
+            for v in domains[knob.name]:
+                trial_values = _with(values, knob, index, v)
+                c = cost(trial_values)
+                if c < best - 1e-12:
+                    values, best, improved = trial_values, c, True
+        if not improved:
+            break
+    return values, best == 0.0
+
+
+def optuna_params(space: Space, values: dict[str, Any], prefix: str, multi: bool) -> dict[str, Any]:
+    """Knob values -> the param names ``sample`` asks Optuna for."""
+    params: dict[str, Any] = {"family": space.name} if multi else {}
+    for knob in space.knobs:
+        if knob.per_stage:
+            params.update({f"{prefix}{knob.name}_{i}": v for i, v in enumerate(values[knob.name])})
+        else:
+            params[f"{prefix}{knob.name}"] = values[knob.name]
+    return params
+
+
+def values_from_params(space: Space, params: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``sample``'s flattening (params without the study prefix)."""
+    return {k.name: (tuple(params[f"{k.name}_{i}"] for i in range(k.per_stage)) if k.per_stage else params[k.name])
+            for k in space.knobs}
+
+
+def _round_robin(groups: list[list[Any]]) -> Iterable[Any]:
+    for layer in itertools.zip_longest(*groups):
+        yield from (item for item in layer if item is not None)
+
+
+def preset_start_trials(spaces: list[Space], limit: int,
+                        macs_of: Callable[[Space, str], int] | None = None) -> list[StartTrial]:
+    """The presets of every space as trials, at most ``limit``, each space's in its file's
+    order (smallest first, as the shipped spaces list them: the likeliest to fit a budget;
+    their aimed versions then reach up to it), spaces in turn (the one whose first preset has
+    the fewest MACs first), so that a cross-family search starts in several families."""
+    multi = len(spaces) > 1
+    groups = []
+    for space in spaces:
+        if not space.presets:
+            continue
+        prefix = f"{space.name}." if multi else ""
+        group = []
+        for name in space.presets:
+            values, exact = project(space, zoo.resolve(name).config)
+            group.append(StartTrial(optuna_params(space, values, prefix, multi),
+                                    {START_ATTR: "preset", "preset": name, "preset_exact": exact}))
+        groups.append((macs_of(space, space.presets[0]) if macs_of and multi else 0, group))
+    groups.sort(key=lambda g: g[0])
+    return list(_round_robin([g for _, g in groups]))[:limit]
+
+
+def preset_macs(space: Space, name: str) -> int:
+    """MACs of a preset at the space's input size, counted on the meta device."""
+    from nasbench.families.base import fuse_for_deploy
+    from nasbench.metrics.cost import count_cost
+
+    return count_cost(fuse_for_deploy(zoo.resolve(name).build_for_counting()), space.imgsz).macs
+
+
+# ----------------------------------------------------------------------------- aiming
+def width_knobs(space: Space) -> list[Knob]:
+    """Knobs that scale widths: a ``scale`` shaper, or a single value named ``*width*``."""
+    return [k for k in space.knobs if not k.per_stage and (k.scale or "width" in k.name)]
+
+def aimed_values(space: Space, values: dict[str, Any], macs_of: Callable[[Any], int], measured_ms: float,
+                 measured_macs: int, budget_ms: float) -> dict[str, Any] | None:
+    """The width-knob setting with the most MACs whose latency, scaled from the measured one
+    by MACs, is at most AIM_FRACTION of the budget; None when there is no width knob, nothing
+    fits, or the best is the measured setting itself."""
+    knobs = width_knobs(space)
+    if not knobs or measured_macs <= 0:
+        return None
+    combos = list(itertools.product(*(knob_domain(k) for k in knobs)))[:MAX_AIM_CANDIDATES]
+    best, best_macs = None, -1
+    for combo in combos:
+        cand_values = dict(values, **{k.name: v for k, v in zip(knobs, combo)})
+        cand = candidate_from_values(space, cand_values)
+        if cand.violations:
+            continue
+        try:
+            macs = macs_of(cand.config)
+        except Exception:  # noqa: BLE001 - a width the builder cannot make is no candidate; the trial goes on
+            continue
+        if measured_ms * macs / measured_macs <= AIM_FRACTION * budget_ms and macs > best_macs:
+            best, best_macs = cand_values, macs
+    if best is None or all(best[k.name] == values[k.name] for k in knobs):
+        return None
+    return best
+
+
+START_SHARE = 0.1  # of a run's trials: presets are good designs for accuracy, not always near the front
+
+
+def start_limit(trials: int) -> int:
+    """How many presets a new study starts with: a tenth of the trials, at least one (each is
+    followed by its aimed version where the space has a width knob). More cost the front: on
+    efficientvit at 25 ms its six presets as the first of 30 trials lowered the hypervolume."""
+    return max(1, math.ceil(trials * START_SHARE))
+
+
+def enqueue_presets(study, spaces: list[Space], limit: int) -> int:
+    """Enqueue the presets as the first trials of a new study (a resumed or joined study keeps
+    the history it has). Returns how many were enqueued."""
+    if study.get_trials(deepcopy=False):
+        return 0
+    starts = preset_start_trials(spaces, limit, preset_macs)
+    for start in starts:
+        study.enqueue_trial(start.params, user_attrs=start.user_attrs, skip_if_exists=True)
+    return len(starts)

@@ -1,0 +1,163 @@
+"""A search starts at the presets, aims them at the budget, reuses their measurements, and
+skips candidates its latency model puts over budget (recording the prediction)."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from nasbench import zoo
+from nasbench.errors import UserError
+from nasbench.nas import measurements
+from nasbench.nas import study as st
+from nasbench.nas.latency_model import LatencyModel
+from nasbench.nas.space import candidate_from_values, resolve_space_arg
+from nasbench.nas.start import (
+    AIM_FRACTION,
+    aimed_values,
+    config_distance,
+    optuna_params,
+    preset_start_trials,
+    project,
+    values_from_params,
+)
+from tests.helpers import TINY_SPACE
+from tests.search.test_search import cli, load, write_space
+
+# TINY_SPACE, but wide enough that mobilevit_xxs (blocks 2, 4, 3) is a point of it
+EXACT_SPACE = dict(TINY_SPACE, knobs={"width": {"choices": [0.5, 1.0], "scale": ["stage_channels"]},
+                                      "transformer_blocks": {"int": [1, 4], "per_stage": 3}})
+
+
+def test_presets_project_onto_their_spaces() -> None:
+    spaces = {s.name: s for s in resolve_space_arg("all")}
+    for name in ("ghostnetv3_050", "ghostnetv3_160", "mobilevit_s", "efficientvit_m0", "volo_d1", "hgnetv2_l"):
+        space = spaces[zoo.resolve(name).family]
+        values, exact = project(space, zoo.resolve(name).config)
+        assert exact, name
+        assert config_distance(candidate_from_values(space, values).config, zoo.resolve(name).config) == 0.0
+    # EfficientViT-M1 has 3 heads, which the space leaves out: the nearest point, not the preset
+    values, exact = project(spaces["efficientvit"], zoo.resolve("efficientvit_m1").config)
+    assert not exact and set(values["heads"]) <= {2, 4}
+
+
+def test_start_trials_take_spaces_in_turn_and_name_params_as_sample_does() -> None:
+    spaces = resolve_space_arg("all")
+    starts = preset_start_trials(spaces, limit=len(spaces) + 1)
+    families = [zoo.resolve(s.user_attrs["preset"]).family for s in starts]
+    assert families[:len(spaces)] == [s.name for s in spaces]  # one of each space first
+    assert families[-1] == spaces[0].name and len(starts) == len(spaces) + 1
+    first = starts[0]
+    assert first.params["family"] == spaces[0].name
+    assert all(k == "family" or k.startswith(f"{spaces[0].name}.") for k in first.params)
+    plain = {k.split(".", 1)[1]: v for k, v in first.params.items() if k != "family"}
+    values = values_from_params(spaces[0], plain)
+    assert optuna_params(spaces[0], values, f"{spaces[0].name}.", True) == first.params
+
+
+def test_the_aimed_width_is_the_widest_whose_scaled_latency_fits(tmp_path) -> None:
+    space = resolve_space_arg(str(write_space(tmp_path, EXACT_SPACE)))[0]
+    values, _ = project(space, zoo.resolve("mobilevit_xxs").config)
+    macs = {0.5: 300, 1.0: 1000}
+
+    def macs_of(config) -> int:
+        return macs[0.5 if config.stage_channels[0] < zoo.resolve("mobilevit_xxs").config.stage_channels[0] else 1.0]
+
+    # measured 20 ms at 1000 MACs: width 0.5 scales to 6 ms
+    assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=10.0)["width"] == 0.5
+    assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=6.0 / AIM_FRACTION - 0.01) is None  # none fits
+    assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=100.0) is None  # already the widest
+
+
+def test_presets_start_the_search_and_are_not_measured_twice(tmp_path, monkeypatch) -> None:
+    calls = []
+    real = st.Search.measure
+    monkeypatch.setattr(st.Search, "measure", lambda self, spec, *a, **k: calls.append(spec.name) or real(
+        self, spec, *a, **k))
+    monkeypatch.setattr(st, "detector_references", lambda *a, **k: None)  # not what this test is about (25 s)
+    space = write_space(tmp_path, EXACT_SPACE)
+    args = ["--space", str(space), "--budget", "1s", "--trials", "2", "--no-train", "--det-imgsz", "128"]
+    res = cli(tmp_path, *args, "--study", "a")
+    assert res.exit_code == 0, res.output
+    first = load(tmp_path, "a").trials[0]
+    assert first.user_attrs["start"] == "preset" and first.user_attrs["preset"] == "mobilevit_xxs"
+    assert first.user_attrs["preset_exact"] is True and first.user_attrs["measured_from_cache"] is False
+    # the preset was timed once, as trial 0; the reference row at the end is that trial's
+    assert calls.count("t0000") == 1 and "mobilevit_xxs" not in calls
+    presets = load(tmp_path, "a").user_attrs["presets"]
+    assert presets[0]["name"] == "mobilevit_xxs" and presets[0]["from_trial"] == 0
+    assert presets[0]["latency_ms"] == first.user_attrs["row"]["latency_ms"]
+    # another study with the same settings reads the preset from the cross-study cache
+    calls.clear()
+    res = cli(tmp_path, *args, "--study", "b")
+    assert res.exit_code == 0, res.output
+    again = load(tmp_path, "b").trials[0]
+    assert again.user_attrs["measured_from_cache"] is True and "t0000" not in calls
+    assert again.user_attrs["row"]["latency_ms"] == first.user_attrs["row"]["latency_ms"]
+    # resuming keeps the history and enqueues nothing again
+    res = cli(tmp_path, *args, "--study", "a")
+    assert res.exit_code == 0, res.output
+    resumed = load(tmp_path, "a").trials
+    assert len(resumed) == 4 and sum(1 for t in resumed if t.user_attrs.get("start") == "preset") == 1
+
+
+def test_a_candidate_predicted_over_budget_is_recorded_and_never_built(tmp_path, monkeypatch) -> None:
+    built = []
+    real = st.Search.measure
+    monkeypatch.setattr(st.Search, "measure", lambda self, spec, *a, **k: built.append(spec.name) or real(
+        self, spec, *a, **k))
+    slow = LatencyModel(weights=(0.0, 0.0, 0.0, 0.0, 0.0, 5000.0), points=9, loo_errors=(0.05,) * 9)
+    monkeypatch.setattr(st.Search, "latency_model", lambda self, study: slow)  # 5 s for anything
+    res = cli(tmp_path, "--space", str(write_space(tmp_path, EXACT_SPACE)), "--budget", "1s", "--trials", "4",
+              "--no-train", "--study", "p", "--no-presets", "--start", "sampler")
+    assert res.exit_code == 0, res.output
+    trials = load(tmp_path, "p").trials
+    assert all(t.user_attrs["pred_latency_ms"] == 5000.0 and t.user_attrs["predicted_over"] for t in trials)
+    skipped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(skipped) == 3 and all("predicted over budget: 5000.0 ms" in t.user_attrs["reason"] for t in skipped)
+    assert all("row" not in t.user_attrs and t.constraints["latency_over_budget_ms"] == 4000.0 for t in skipped)
+    timed = [t for t in trials if t.user_attrs.get("predicted_over_timed")]  # every 4th checks the model
+    assert [t.number for t in timed] == [3] and built == ["t0003"]
+    row = timed[0].user_attrs["row"]
+    assert timed[0].user_attrs["pred_latency_error"] == pytest.approx(abs(5000.0 - row["latency_ms"])
+                                                                      / row["latency_ms"])
+    assert trials[0].user_attrs["latency_model"] == {"points": 9, "loo_median_error": 0.05, "margin": 0.1}
+
+
+def test_the_cache_survives_a_damaged_file(tmp_path) -> None:
+    measurements.store("k", {"latency_ms": 1.5})
+    assert measurements.lookup("k") == {"latency_ms": 1.5}
+    path = measurements.cache_dir() / measurements.CACHE_FILE
+    assert json.loads(path.read_text())["rows"]["k"] == {"latency_ms": 1.5}
+    path.write_text("{not json")
+    assert measurements.lookup("k") is None
+    measurements.store("k2", {"latency_ms": 2.0})
+    assert measurements.lookup("k2") == {"latency_ms": 2.0}
+
+
+def test_cost_only_studies_are_two_objective_and_old_single_objective_ones_still_resume(tmp_path) -> None:
+    space = write_space(tmp_path, EXACT_SPACE)
+    args = ["--space", str(space), "--budget", "1s", "--trials", "2", "--no-train", "--no-presets"]
+    assert cli(tmp_path, *args, "--study", "two").exit_code == 0
+    study = load(tmp_path, "two")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    for t in study.trials:  # (MACs, latency): the report's two axes
+        assert t.values == [t.user_attrs["row"]["macs"], t.user_attrs["row"]["latency_ms"]]
+    # a study made before (one direction) keeps it: the trials return the objective alone
+    optuna.create_study(study_name="old", storage=f"sqlite:///{tmp_path}/s.db", direction="maximize")
+    res = cli(tmp_path, *args, "--study", "old")
+    assert res.exit_code == 0, res.output
+    old = load(tmp_path, "old")
+    assert len(old.directions) == 1 and all(t.values == [t.user_attrs["row"]["macs"]] for t in old.trials)
+
+
+def test_proxy_studies_stay_single_objective_and_hyperband_halves_over_the_steps() -> None:
+    assert st.study_directions("proxy") == ["maximize"]  # pruning needs one objective
+    assert st.study_directions("estimate") == st.study_directions("macs") == ["maximize", "minimize"]
+    pruner = st.make_pruner(120, "hyperband")
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert isinstance(st.make_pruner(120), optuna.pruners.MedianPruner)
+    with pytest.raises(UserError, match="unknown pruner 'asha' \\(use median, hyperband\\)"):
+        st.make_pruner(120, "asha")
