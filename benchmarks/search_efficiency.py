@@ -1,0 +1,181 @@
+"""Search efficiency, cost-only: does a strategy earn its trials against random sampling?
+
+For each space and budget, every strategy runs the same number of cost-only trials
+(objective: MACs under the latency budget, timed on this CPU) with the same seeds; the
+strategies of one seed run one after the other, so the machine's drift is shared. Columns:
+hypervolume of the feasible (latency down, MACs up) front against random's, the share of
+trials that were feasible, the best feasible MACs against the best feasible named preset
+(the presets' own configs, measured the same way), the latency model's error on the
+trials it predicted before they were timed, and wall time. Measurements of presets go
+through the cross-study cache (a fresh one per invocation), as in a real search.
+
+    python benchmarks/search_efficiency.py --trials 30 --seeds 0 1 2 \\
+        --out benchmarks/results/search_efficiency_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+
+from nasbench.metrics.latency import device_name
+from nasbench.nas import study as st
+from nasbench.nas.budget import parse_budget_ms
+from nasbench.nas.space import resolve_space_arg
+from nasbench.nas.start import enqueue_presets, start_limit
+from report_out import emit  # benchmarks/ is on sys.path when a script runs
+from search_overhead import hypervolume
+
+SETTINGS = (("mobilevit", "20ms"), ("mobilevit", "30ms"), ("efficientvit", "15ms"), ("efficientvit", "25ms"),
+            ("all", "15ms"), ("all", "30ms"))
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    sampler: str
+    start: str
+    predict_latency: bool
+    two_objective: bool  # (MACs up, latency down), as the search now does; False: MACs alone, as before
+
+
+STRATEGIES = (Strategy("random", "random", "sampler", False, False),
+              Strategy("tpe, MACs alone, no start or model (before)", "tpe", "sampler", False, False),
+              Strategy("tpe two-objective + presets + latency model (default)", "tpe", "presets", True, True))
+# Candidates for the default, one change at a time (--sampler-study).
+SAMPLER_STUDY = (Strategy("random", "random", "sampler", False, False),
+                 Strategy("tpe, MACs alone + presets + latency model", "tpe", "presets", True, False),
+                 Strategy("tpe two-objective, sampler start, no latency model", "tpe", "sampler", False, True),
+                 Strategy("nsga2 two-objective + presets + latency model", "nsga2", "presets", True, True),
+                 Strategy("tpe two-objective + presets + latency model", "tpe", "presets", True, True))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    hypervolume: float
+    feasible: int
+    trials: int
+    best_macs: float
+    predicted_over: int
+    model_error: float | None
+    wall_s: float
+
+
+def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: float, storage: str) -> Outcome:
+    spaces = resolve_space_arg(space_arg)
+    opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs", sampler=strategy.sampler,
+                            start=strategy.start, predict_latency=strategy.predict_latency, seed=seed)
+    search = st.Search(spaces, opts)
+    study = optuna.create_study(study_name=f"{space_arg}-{budget_ms}-{strategy.name}-{seed}", storage=storage,
+                                directions=st.study_directions("macs") if strategy.two_objective else ["maximize"],
+                                sampler=st.make_sampler(strategy.sampler, seed))
+    started = time.perf_counter()
+    if strategy.start == "presets":
+        enqueue_presets(study, spaces, start_limit(trials))
+    study.optimize(search, n_trials=trials, catch=(RuntimeError,))
+    wall = time.perf_counter() - started
+    done = [t for t in study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    front = [(t.user_attrs["row"]["latency_ms"], t.user_attrs["row"]["macs"]) for t in done if t.user_attrs["feasible"]]
+    errors = [t.user_attrs["pred_latency_error"] for t in study.trials if "pred_latency_error" in t.user_attrs]
+    feasible = sum(1 for t in study.trials if t.user_attrs.get("feasible") and t.state.name == "COMPLETE")
+    return Outcome(hypervolume(front, budget_ms), feasible, len(study.trials), max((m for _, m in front), default=0.0),
+                   sum(1 for t in study.trials if t.user_attrs.get("predicted_over")),
+                   statistics.median(errors) if errors else None, wall)
+
+
+def best_preset_macs(space_arg: str, budget_ms: float) -> tuple[float, str]:
+    """The best feasible named preset (its own config, measured like a trial)."""
+    spaces = resolve_space_arg(space_arg)
+    search = st.Search(spaces, st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs"))
+    rows = st.measure_presets(search, [p for s in spaces for p in s.presets], log=lambda s: None)
+    feasible = [r for r in rows if r["feasible"]]
+    best = max(feasible, key=lambda r: r["macs"], default=None)
+    return (best["macs"], best["name"]) if best else (0.0, "none")
+
+
+def setting_lines(space_arg: str, budget: str, seeds: list[int], trials: int, storage: str,
+                  strategies: tuple[Strategy, ...]) -> tuple[list[str], dict]:
+    budget_ms = parse_budget_ms(budget)
+    preset_macs, preset_name = best_preset_macs(space_arg, budget_ms)
+    outcomes: dict[str, list[Outcome]] = {s.name: [] for s in strategies}
+    for seed in seeds:
+        for strategy in strategies:
+            outcomes[strategy.name].append(run(space_arg, strategy, seed, trials, budget_ms, storage))
+            print(space_arg, budget, seed, strategy.name, outcomes[strategy.name][-1], flush=True)
+    random_hv = statistics.fmean(o.hypervolume for o in outcomes["random"])
+    lines = []
+    for strategy in strategies:
+        runs = outcomes[strategy.name]
+        hv = statistics.fmean(o.hypervolume for o in runs)
+        errors = [o.model_error for o in runs if o.model_error is not None]
+        best = statistics.fmean(o.best_macs for o in runs)
+        lines.append(
+            f"| {space_arg} | {budget} | {strategy.name} | {hv:.2f} | {hv / max(random_hv, 1e-9):.2f} "
+            f"| {sum(o.feasible for o in runs)}/{sum(o.trials for o in runs)} "
+            f"({100 * sum(o.feasible for o in runs) / max(sum(o.trials for o in runs), 1):.0f}%) "
+            f"| {best / 1e9:.3f} | {min(o.best_macs for o in runs) / 1e9:.3f} "
+            f"| {preset_name} {preset_macs / 1e9:.3f} | {sum(o.predicted_over for o in runs)} "
+            f"| {'—' if not errors else f'{100 * statistics.median(errors):.0f}%'} "
+            f"| {statistics.fmean(o.wall_s for o in runs):.0f} |")
+    return lines, {s.name: statistics.fmean(o.hypervolume for o in outcomes[s.name]) / max(random_hv, 1e-9)
+                   for s in strategies}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--only", nargs="*", default=None, help="space:budget settings to run (default: all six)")
+    ap.add_argument("--sampler-study", action="store_true",
+                    help="compare candidate samplers (same start and latency model) instead of the strategies")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    strategies = SAMPLER_STUDY if args.sampler_study else STRATEGIES
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    settings = [tuple(s.split(":")) for s in args.only] if args.only else SETTINGS
+    started = time.perf_counter()
+    lines = [
+        "# Search efficiency, cost-only: strategies against random sampling\n",
+        f"Command: `python benchmarks/search_efficiency.py --trials {args.trials} --seeds "
+        f"{' '.join(map(str, args.seeds))}{' --sampler-study' if args.sampler_study else ''}"
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}`. "
+        f"CPU: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, optuna {optuna.__version__}. Objective: MACs under the latency budget "
+        "(cost-only, no training); each trial = sample + build + count + CPU timing (3 warm-up + 15 runs). "
+        "Hypervolume: area of the feasible (latency <= budget, MACs) front in ms x GMACs, reference (budget, 0), "
+        "mean over seeds; the ratio is against random's mean. Feasible: trials within the budget out of all trials "
+        "(predicted-over and space-violating ones count as trials). Best: mean (and worst seed) of the best feasible "
+        "MACs; the best feasible preset is the named preset with the most MACs within the budget, its own config "
+        "measured the same way. Model error: median |predicted - measured| / measured over trials the latency model "
+        "predicted before they were timed. 'before' is the previous search with today's sampler settings "
+        "(TPE, 10 start-up trials): one objective, no presets first, no latency model.\n",
+        "| space | budget | strategy | hypervolume | vs random | feasible trials | best GMACs (mean) "
+        "| best GMACs (worst seed) | best feasible preset GMACs | predicted over (never built) | model error "
+        "| wall s / run |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    ratios = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["NASBENCH_CACHE_DIR"] = tmp  # a cold cross-study cache for this invocation
+        storage = f"sqlite:///{tmp}/bench.db"
+        for space_arg, budget in settings:
+            rows, ratio = setting_lines(space_arg, budget, args.seeds, args.trials, storage, strategies)
+            lines += rows
+            ratios[(space_arg, budget)] = ratio
+    worst = {s.name: min(r[s.name] for r in ratios.values()) for s in strategies}
+    lines.append("\nWorst setting's hypervolume vs random, per strategy (goal for the default: >= 1.2x in every "
+                 "setting): " + "; ".join(f"{name} {ratio:.2f}x" for name, ratio in worst.items())
+                 + f". Wall time of this benchmark: {(time.perf_counter() - started) / 60:.0f} min.")
+    emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
