@@ -101,6 +101,11 @@ def models_cmd(family_filter: str | None, no_cost: bool) -> None:
     console.print(table)
     for source, names in sources.items():
         console.print(f"published top-1 of {', '.join(names)}: {source}", highlight=False)
+    if family_filter is not None:  # the family's own description and conventions, from its module
+        fam = families[family_filter]
+        for text in (fam.description, fam.notes):
+            if text:
+                console.print(text, highlight=False, soft_wrap=True)
 
 
 @main.command("estimators")
@@ -139,7 +144,7 @@ def _timing_options(f):
         click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True),
         click.option("--channels-last", is_flag=True, help="Time with channels_last memory format."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="CPU threads for torch [default: torch's default]; recorded in the output."),
+                     help="CPU threads torch uses while timing [default: torch's default]; recorded in the output."),
         click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model."),
         click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
                      help="Warm-up runs per model."),

@@ -147,65 +147,20 @@ def time_models(
 ) -> dict[str, Timing]:
     """Time each model's forward in alternating rounds; returns name -> Timing.
 
-    ``imgsz`` may be per model. Models are moved to the device and dtype in place.
+    ``imgsz`` may be per model. Models are moved to the device and dtype in place. The
+    thread count and ``cudnn.benchmark`` are set for the timing only and restored after.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype '{dtype}' (use {', '.join(DTYPES)})")
-    torch_dtype = DTYPES[dtype]
-    if threads is not None:
-        torch.set_num_threads(threads)
-    used_threads = torch.get_num_threads()
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    calls: dict[str, Callable[[], object]] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    peak_mem: dict[str, int | None] = {}
-    for name, model in models.items():
-        size = imgsz[name] if isinstance(imgsz, Mapping) else imgsz
-        shape = (batch, 3, size, size)
-        model.eval().to(device=dev, dtype=torch_dtype, memory_format=memory_format)
-        x = torch.randn(shape, device=dev, dtype=torch_dtype).contiguous(memory_format=memory_format)
-        method = getattr(model, forward)
-        calls[name] = (lambda m=method, inp=x: m(inp))
-        shapes[name] = shape
-
-    timer = _make_timer(dev)
-    samples: dict[str, list[float]] = {n: [] for n in models}
-    started = time.perf_counter()
-    with torch.inference_mode():
-        for name, call in calls.items():  # warm-up, and one timed run to plan the rest
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-                torch.cuda.reset_peak_memory_stats(dev)
-            for _ in range(plan.warmup):
-                call()
-            peak_mem[name] = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
-        probe_ms = {name: timer(call) for name, call in calls.items()}
-        per_round_ms = sum(probe_ms.values())
-        warm_s = time.perf_counter() - started
-        budget_ms = max(0.0, plan.time_limit_s - warm_s) * 1e3
-        affordable = int(budget_ms // max(per_round_ms, 1e-6))
-        runs = max(plan.min_runs, min(plan.runs, affordable))
-        time_limited = runs < plan.runs
-        rounds = max(1, min(plan.rounds, runs))
-        per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
-        for n_runs in per_round:
-            for name, call in calls.items():
-                samples[name].extend(timer(call) for _ in range(n_runs))
-
+    with torch_settings(threads, cudnn_benchmark=True if dev.type == "cuda" else None):
+        used_threads = torch.get_num_threads()
+        calls, shapes = _prepare_calls(models, imgsz, batch, dev, DTYPES[dtype], channels_last, forward)
+        samples, peak_mem, rounds, time_limited = _sample(calls, dev, plan)
     context = dict(
-        device=dev.type,
-        device_name=device_name(dev),
-        dtype=dtype,
-        batch=batch,
-        threads=used_threads,
-        channels_last=channels_last,
-        torch_version=torch.__version__,
-        cuda_version=torch.version.cuda if dev.type == "cuda" else None,
-        warmup=plan.warmup,
+        device=dev.type, device_name=device_name(dev), dtype=dtype, batch=batch, threads=used_threads,
+        channels_last=channels_last, torch_version=torch.__version__,
+        cuda_version=torch.version.cuda if dev.type == "cuda" else None, warmup=plan.warmup,
         time_limited=time_limited,
     )
     what = (f"{forward}() in eval + inference_mode, batch {batch}, {dtype}"
@@ -215,33 +170,69 @@ def time_models(
     for name, times in samples.items():
         ordered = sorted(times)
         results[name] = Timing(
-            median_ms=statistics.median(ordered),
-            p10_ms=_percentile(ordered, 0.10),
-            p90_ms=_percentile(ordered, 0.90),
-            mean_ms=statistics.fmean(ordered),
-            runs=len(ordered),
-            input_shape=shapes[name],
-            peak_mem_bytes=peak_mem[name],
-            what=what,
-            **context,
+            median_ms=statistics.median(ordered), p10_ms=_percentile(ordered, 0.10),
+            p90_ms=_percentile(ordered, 0.90), mean_ms=statistics.fmean(ordered), runs=len(ordered),
+            input_shape=shapes[name], peak_mem_bytes=peak_mem[name], what=what, **context,
         )
     return results
 
 
-def time_model(model: nn.Module, imgsz: int = 224, **kwargs) -> Timing:
-    """Single-model convenience wrapper around ``time_models``."""
-    return time_models({"model": model}, imgsz, **kwargs)["model"]
+def _prepare_calls(models: Mapping[str, nn.Module], imgsz: int | Mapping[str, int], batch: int, dev: torch.device,
+                   torch_dtype: torch.dtype, channels_last: bool, forward: str):
+    """Each model moved to the device/dtype/layout with its own input: name -> call, name -> shape."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    calls: dict[str, Callable[[], object]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, model in models.items():
+        size = imgsz[name] if isinstance(imgsz, Mapping) else imgsz
+        shape = (batch, 3, size, size)
+        model.eval().to(device=dev, dtype=torch_dtype, memory_format=memory_format)
+        x = torch.randn(shape, device=dev, dtype=torch_dtype).contiguous(memory_format=memory_format)
+        method = getattr(model, forward)
+        calls[name] = (lambda m=method, inp=x: m(inp))
+        shapes[name] = shape
+    return calls, shapes
+
+
+def _sample(calls: Mapping[str, Callable[[], object]], dev: torch.device, plan: TimingPlan):
+    """Warm-up, one probe run each to plan the rest within the time limit, then the timed runs
+    in alternating rounds. Returns (samples ms, peak memory, rounds, time_limited)."""
+    timer = _make_timer(dev)
+    samples: dict[str, list[float]] = {n: [] for n in calls}
+    peak_mem: dict[str, int | None] = {}
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for name, call in calls.items():
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
+            for _ in range(plan.warmup):
+                call()
+            peak_mem[name] = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+        probe_ms = {name: timer(call) for name, call in calls.items()}
+        per_round_ms = sum(probe_ms.values())
+        budget_ms = max(0.0, plan.time_limit_s - (time.perf_counter() - started)) * 1e3
+        affordable = int(budget_ms // max(per_round_ms, 1e-6))
+        runs = max(plan.min_runs, min(plan.runs, affordable))
+        rounds = max(1, min(plan.rounds, runs))
+        per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+        for n_runs in per_round:
+            for name, call in calls.items():
+                samples[name].extend(timer(call) for _ in range(n_runs))
+    return samples, peak_mem, rounds, runs < plan.runs
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
+def torch_settings(threads: int | None, cudnn_benchmark: bool | None = None):
+    """Set torch's intra-op thread count and ``cudnn.benchmark`` for a block (None: leave as
+    is), and restore both after it, so timing one model changes nothing for what follows."""
+    old_threads, old_benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
     try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if cudnn_benchmark is not None:
+            torch.backends.cudnn.benchmark = cudnn_benchmark
         yield
     finally:
-        torch.set_num_threads(old)
+        torch.set_num_threads(old_threads)
+        torch.backends.cudnn.benchmark = old_benchmark

@@ -151,7 +151,8 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-params", default=None, help="Extra cap, e.g. 5M.")
 @click.option("--max-macs", default=None, help="Extra cap, e.g. 500M.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads torch uses while timing (recorded; restored afterwards).")
 @click.option("--study", "study_name", default=None,
               help="Study name [default: derived from space, target, device, imgsz, budget: re-running resumes].")
 @click.option("--storage", default=DEFAULT_STORAGE, show_default=True,

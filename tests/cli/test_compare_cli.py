@@ -217,3 +217,16 @@ def test_models_shows_published_top1_and_sources() -> None:
     res = run(["models", "--family", "volo", "--no-cost"])
     assert res.exit_code == 0
     assert "84.20 (@224)" in res.output and "sail-sg/volo README" in res.output
+
+
+def test_models_family_shows_the_family_modules_description_and_notes() -> None:
+    from nasbench import zoo
+
+    fam = zoo.all_families()["ghostnetv3"]
+    res = run(["models", "--family", "ghostnetv3", "--no-cost"])
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())  # rich wraps long lines
+    assert fam.description and " ".join(fam.description.split()) in flat
+    assert fam.notes and " ".join(fam.notes.split())[:80] in flat
+    everything = " ".join(run(["models", "--no-cost"]).output.split())
+    assert " ".join(fam.notes.split())[:80] not in everything  # notes only for the family asked about

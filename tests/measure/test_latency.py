@@ -78,3 +78,12 @@ def test_device_errors_are_user_errors() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_timing_sets_threads_for_itself_only() -> None:
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    timing = time_models({"m": torch.nn.Conv2d(3, 4, 3)}, 16, threads=want,
+                         plan=TimingPlan(warmup=1, runs=3, rounds=1))["m"]
+    assert timing.threads == want  # recorded as used ...
+    assert torch.get_num_threads() == before  # ... and restored afterwards

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from nasbench.nas.workers import HeartbeatJournalStorage, grace_s
+from nasbench.nas.workers import HEARTBEAT_ATTR, HeartbeatJournalStorage, grace_s
 
 PG_URL = os.environ.get("NASBENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -236,3 +236,23 @@ def test_a_study_name_postgresql_cannot_store_shows_the_drivers_reason(tmp_path:
     lines = [ln for ln in log.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1, log
     assert lines[0] == f"error: cannot open storage {PG_URL}: value too long for type character varying(512)"
+
+
+def test_the_one_private_optuna_name_is_still_where_nasbench_imports_it(tmp_path: Path) -> None:
+    """Optuna's optimize loop runs heartbeats only for storages that are a BaseHeartbeat
+    (private module). If this fails after an Optuna upgrade, the journal storage silently
+    lost dead-worker detection: move the import, then lift the bound in pyproject."""
+    from optuna.storages import RDBStorage
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    assert issubclass(RDBStorage, BaseHeartbeat)
+    storage = HeartbeatJournalStorage(tmp_path / "j.log", heartbeat_s=7)
+    assert isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
+    study = optuna.create_study(storage=storage)
+    study.ask()
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, 0)
+    storage.record_heartbeat(trial_id)
+    assert storage._get_stale_trial_ids(study_id) == []  # alive: stamped just now
+    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time() - grace_s(7) - 1)
+    assert storage._get_stale_trial_ids(study_id) == [trial_id]  # silent past the grace: stale
