@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO))  # for tests.report.synthetic
 
 import optuna  # noqa: E402
 
-from nasbench.report.study import load_study_data, open_study  # noqa: E402
+from nasbench.report.study import load_study_data  # noqa: E402
 from nasbench.report.study_html import render_study_html, write_report_files  # noqa: E402
+from nasbench.storage import open_study  # noqa: E402
 from report_out import emit  # noqa: E402  benchmarks/ is on sys.path when a script runs
 from tests.report.synthetic import make_study  # noqa: E402
 

@@ -36,7 +36,8 @@ from nasbench.families.base import config_to_dict
 from nasbench.metrics.latency import device_name
 from nasbench.nas import study as st
 from nasbench.nas.space import parse_space, sample
-from nasbench.nas.workers import CappedObjective, make_storage, worker_id
+from nasbench.nas.workers import CappedObjective, worker_id
+from nasbench.storage import make_storage
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 # The shipped MobileViT space at 64 px: trials of about a second, so overheads show.

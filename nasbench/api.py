@@ -65,7 +65,7 @@ def search(space: str, budget: str, *, trials: int = 20, objective: str = "estim
     """
     from nasbench.nas.command import STUDY_META_KEY
     from nasbench.nas.command import search as command
-    from nasbench.report.study import DEFAULT_STORAGE
+    from nasbench.storage import DEFAULT_STORAGE
 
     argv = ["--space", space, "--budget", budget, "--trials", str(trials), "--device", device,
             "--storage", storage or DEFAULT_STORAGE, "--objective", objective]

@@ -17,21 +17,21 @@ from nasbench.nas.budget import BUDGET_FORMS, parse_budget_ms, parse_count
 from nasbench.nas.space import available_spaces
 from nasbench.nas.start import enqueue_presets, start_limit
 from nasbench.nas.study import OBJECTIVES, PRUNERS, SAMPLERS, STARTS, SearchOptions
-from nasbench.nas.workers import (
-    DEFAULT_HEARTBEAT_S,
-    GRACE_HEARTBEATS,
-    CappedObjective,
-    joining_seed,
-    make_storage,
-    optimize_until_total,
-    quiet_optuna,
-    storage_loss_as_error,
-    storage_url_problem,
-    worker_id,
-)
+from nasbench.nas.workers import CappedObjective, joining_seed, optimize_until_total, quiet_optuna, worker_id
 from nasbench.options import FiniteFloat
 from nasbench.report.files import DEFAULT_REPORTS, atomic_write_text, ensure_writable_dir, shown_path
-from nasbench.report.study import DEFAULT_STORAGE, mask_url, open_study, report_dirname
+from nasbench.report.study import report_dirname
+from nasbench.storage import (
+    DEFAULT_HEARTBEAT_S,
+    DEFAULT_STORAGE,
+    GRACE_HEARTBEATS,
+    make_storage,
+    mask_url,
+    open_study,
+    storage_error_line,
+    storage_loss_as_error,
+    storage_url_problem,
+)
 
 STUDY_META_KEY = "nasbench.study_name"
 
@@ -63,8 +63,6 @@ def open_or_create_study(name: str, storage_url: str, sampler_for: Callable[[int
 def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], Any], seed: int, pruner,
                     directions: tuple[str, ...], heartbeat_s: int):
     import optuna
-
-    from nasbench.report.study import storage_error_line
 
     try:
         storage = make_storage(storage_url, heartbeat_s)

@@ -14,17 +14,15 @@ from rich.console import Console
 from nasbench.console import stdout_console
 from nasbench.report.files import DEFAULT_REPORTS, ensure_writable_dir, shown_path
 from nasbench.report.study import (
-    DEFAULT_STORAGE,
     DISPLAY_COLUMNS,
     StudyData,
     latency_model_line,
     load_study_data,
-    mask_url,
     objective_name,
-    open_study,
     report_dirname,
 )
 from nasbench.report.study_html import write_report_files
+from nasbench.storage import DEFAULT_STORAGE, mask_url, open_study
 
 PARETO_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("state", "feasible", "duplicate_of", "reason")]
 REFERENCE_TERMINAL_COLUMNS = [c for c in DISPLAY_COLUMNS if c[0] not in ("trial", "state", "duplicate_of", "reason",

@@ -12,24 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nasbench.errors import UserError, first_line
 from nasbench.report.schema import KNOB_PREFIX, TERMINAL_COLUMNS
-
-DEFAULT_STORAGE = "sqlite:///studies/nasbench.db"
 
 # Display columns: (column, header, scale, format), shared by the terminal table and the HTML.
 _TERMINAL = {c[0]: c for c in TERMINAL_COLUMNS}
@@ -69,157 +62,6 @@ _INT_COLUMNS = ("trial", "params", "params_train_form", "macs", "flops", "macs_f
 _STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
                 TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
 MIN_TRIALS_FOR_IMPORTANCE = 10
-
-
-# ----------------------------------------------------------------------------- storage
-def _password(url: str) -> tuple[int, int] | None:
-    """Start and end of the password in ``scheme://user:password@host/...``, if any.
-
-    The user info ends at the LAST '@' (an unencoded '@' in a password must not leak);
-    when in doubt more is masked, never less.
-    """
-    start = url.find("//")
-    if start < 0:
-        return None
-    at = url.rfind("@", start + 2)
-    colon = url.find(":", start + 2, at) if at > 0 else -1
-    if at < 0 or colon < 0 or "/" in url[start + 2:colon]:
-        return None
-    return colon + 1, at
-
-
-# Secrets libpq and SQLAlchemy drivers also take as query parameters (?password=...).
-_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token)=)([^&#]*)", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """A storage URL safe to print: the password (``user:secret@`` or ``?password=secret``) becomes ``***``."""
-    span = _password(url)
-    masked = url if span is None else url[:span[0]] + "***" + url[span[1]:]
-    return _QUERY_SECRET.sub(lambda m: m.group(1) + "***", masked)
-
-
-def _scrub(text: str, url: str) -> str:
-    """Remove the URL's passwords from an error message (drivers may echo them)."""
-    span = _password(url)
-    text = text.replace(url, mask_url(url))
-    secrets = [url[span[0]:span[1]]] if span is not None and span[1] > span[0] else []
-    secrets += [m.group(2) for m in _QUERY_SECRET.finditer(url) if m.group(2)]
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
-def repair_journal_tail(path: Path) -> str | None:
-    """Cut a journal back to its last complete record when a write was cut short (a full
-    disk), keeping the whole original beside it; returns what was done, or None when the
-    file was whole. Runs under Optuna's own journal lock, so no worker is appending.
-
-    Every record Optuna appends is one JSON line written whole under that lock; a last line
-    without its newline, or one that is not JSON, can only be a torn write.
-    """
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    if not path.is_file() or path.stat().st_size == 0:
-        return None
-    lock = JournalFileSymlinkLock(str(path))
-    lock.acquire()
-    try:
-        data = path.read_bytes()
-        keep = _complete_prefix(data)
-        if keep == len(data):
-            return None
-        backup = path.with_name(f"{path.name}.torn-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        try:
-            backup.write_bytes(data)
-            with open(path, "r+b") as f:
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise UserError(f"journal {path} ends in a torn record ({len(data) - keep} bytes) and cannot be repaired "
-                            f"here ({exc.strerror or exc}); free disk space and re-run, or copy it and truncate it "
-                            f"to its first {keep} bytes") from None
-        return (f"journal {path}: removed a torn last record of {len(data) - keep} bytes (a write cut short, e.g. "
-                f"by a full disk); every complete trial is kept; the original is saved as {backup}")
-    finally:
-        lock.release()
-
-
-def note_repair(message: str | None) -> None:
-    """Say on stderr, in one line, that a storage was repaired."""
-    if message:
-        print(f"note: {message}", file=sys.stderr, flush=True)
-
-
-def _complete_prefix(data: bytes) -> int:
-    """Length of the leading run of whole, valid JSON lines of ``data``."""
-    end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
-    while end > 0:
-        start = data.rfind(b"\n", 0, end - 1) + 1
-        try:
-            json.loads(data[start:end])
-            return end
-        except ValueError:
-            end = start  # the last line is not a record either: drop it too
-    return 0
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``, never creating an empty database by mistake."""
-    shown = mask_url(url)
-    if url.startswith("journal:"):
-        path = Path(url[len("journal:"):])
-        if not path.is_file():
-            raise UserError(f"no journal storage file at {path} (check --storage)")
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        note_repair(repair_journal_tail(path))
-
-        try:
-            return JournalStorage(JournalFileBackend(str(path)))
-        except Exception as exc:  # noqa: BLE001 - any backend failure is a bad --storage
-            raise UserError(f"cannot open storage {shown}: {storage_error_line(exc, url)}") from None
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        if str(path) not in ("", ":memory:") and not path.is_file():
-            raise UserError(f"no study database at {path}: run `nasbench search` first or pass --storage URL")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # noqa: BLE001 - driver errors vary (sqlalchemy, psycopg2, ...)
-        raise UserError(f"cannot open storage {shown}: {storage_error_line(exc, url)}") from None
-
-
-def storage_error_line(exc: BaseException, url: str) -> str:
-    """A storage failure in one line: the real cause (Optuna re-raises a driver's error as "An
-    exception is raised during the commit..." from it, which hides what went wrong), with the
-    URL's passwords removed."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return _scrub(first_line(exc), url)[:300]
-
-
-def open_study(name: str, storage: str | optuna.storages.BaseStorage) -> optuna.Study:
-    """Load study ``name``; an unknown name lists the closest names in that storage."""
-    import difflib
-
-    store = open_storage(storage) if isinstance(storage, str) else storage
-    shown = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
-    try:
-        names = [s.study_name for s in store.get_all_studies()]
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"cannot read studies from {shown}: "
-                        f"{storage_error_line(exc, storage if isinstance(storage, str) else '')}") from None
-    if name not in names:
-        if not names:
-            raise UserError(f"no study '{name}': storage {shown} has no studies")
-        contains = [n for n in names if name.lower() in n.lower() or n.lower() in name.lower()]
-        close = list(dict.fromkeys(contains + difflib.get_close_matches(name, names, n=3, cutoff=0.3)))[:3]
-        hint = f"did you mean {', '.join(close)}?" if close else f"studies there: {', '.join(sorted(names)[:10])}"
-        raise UserError(f"no study '{name}' in {shown}; {hint}")
-    return optuna.load_study(study_name=name, storage=store)
 
 
 # ----------------------------------------------------------------------------- frames

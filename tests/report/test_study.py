@@ -11,15 +11,8 @@ import pytest
 
 from nasbench.errors import UserError
 from nasbench.report.schema import column_doc
-from nasbench.report.study import (
-    MIN_TRIALS_FOR_IMPORTANCE,
-    _scrub,
-    load_study_data,
-    mask_url,
-    open_study,
-    pareto_numbers,
-    report_dirname,
-)
+from nasbench.report.study import MIN_TRIALS_FOR_IMPORTANCE, load_study_data, pareto_numbers, report_dirname
+from nasbench.storage import _scrub, mask_url, open_study
 from tests.report.synthetic import make_study
 
 

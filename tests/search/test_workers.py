@@ -26,7 +26,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from nasbench.nas.workers import HEARTBEAT_ATTR, HeartbeatJournalStorage, grace_s
+from nasbench.storage import HEARTBEAT_ATTR, HeartbeatJournalStorage, grace_s
 
 PG_URL = os.environ.get("NASBENCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -204,7 +204,7 @@ def test_sigkilled_worker_trial_fails_after_grace_and_is_rerun(tmp_path: Path, s
 
 def test_a_retried_trial_gets_its_own_constraint_not_the_dead_ones() -> None:
     """Row 13: the dead trial's constraint (over budget) must not stick to its re-run."""
-    from nasbench.nas.workers import RetryStaleTrial
+    from nasbench.storage import RetryStaleTrial
 
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     dead = study.ask({"width": optuna.distributions.CategoricalDistribution([0.5, 1.0])})
