@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasbench import zoo
+from nasbench.families.base import fuse_for_deploy
+from nasbench.metrics.cost import count_cost
 from nasbench.nas.space import Knob, Space, candidate_from_values
 
 START_ATTR = "start"  # trial user attribute: "preset" | "aimed"
@@ -160,12 +162,15 @@ def preset_start_trials(spaces: list[Space], limit: int,
     return list(_round_robin([g for _, g in groups]))[:limit]
 
 
-def preset_macs(space: Space, name: str) -> int:
-    """MACs of a preset at the space's input size, counted on the meta device."""
-    from nasbench.families.base import fuse_for_deploy
-    from nasbench.metrics.cost import count_cost
+def deploy_macs(family: str, config: Any, imgsz: int) -> int:
+    """MACs of a config's deploy form at ``imgsz``, counted on the meta device (no weights)."""
+    spec = zoo.ModelSpec("candidate", family, config, "search", imgsz)
+    return count_cost(fuse_for_deploy(spec.build_for_counting()), imgsz).macs
 
-    return count_cost(fuse_for_deploy(zoo.resolve(name).build_for_counting()), space.imgsz).macs
+
+def preset_macs(space: Space, name: str) -> int:
+    """MACs of a preset at the space's input size."""
+    return deploy_macs(space.family.name, zoo.resolve(name).config, space.imgsz)
 
 
 # ----------------------------------------------------------------------------- aiming

@@ -34,7 +34,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
@@ -45,13 +45,12 @@ from nasbench.comparison import Candidate as Measured
 from nasbench.comparison import CompareOptions, measure_cost, prepare
 from nasbench.errors import BuildError, UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
-from nasbench.metrics.cost import count_cost
 from nasbench.metrics.latency import TimingPlan, device_name, resolve_device, time_models
 from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms
 from nasbench.nas.latency_model import LatencyModel, fit_latency_model, work_vector
 from nasbench.nas.space import Candidate, Space, sample
-from nasbench.nas.start import START_ATTR, aimed_values, optuna_params, values_from_params
+from nasbench.nas.start import START_ATTR, aimed_values, deploy_macs, optuna_params, values_from_params
 from nasbench.nas.workers import worker_id
 
 FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without more timing
@@ -250,75 +249,72 @@ class Search:
 
     def measurement_settings(self, spec: zoo.ModelSpec, imgsz: int) -> dict[str, Any]:
         """Everything that changes a measured row: the key of the cross-study cache."""
-        import dataclasses
-
         import torch
 
         detector = self.opts.target == "detector"
         return {"config": config_key({"family": spec.family, **config_to_dict(spec.config)}), "imgsz": imgsz,
                 "device": self.device.type, "device_name": device_name(self.device), "dtype": self.opts.dtype,
                 "threads": self.opts.threads or torch.get_num_threads(),
-                "timing": dataclasses.asdict(self.opts.timing), "target": self.opts.target,
+                "timing": asdict(self.opts.timing), "target": self.opts.target,
                 "det_imgsz": self.opts.det_imgsz if detector else None, "torch": torch.__version__,
                 "nasbench": __version__}
 
-    def measure_reusing(self, spec: zoo.ModelSpec, label: str, imgsz: int,
-                        reject_over_ms: float | None = None) -> tuple[dict[str, Any], bool, bool]:
-        """``measure`` (+ the detector columns) through the cross-study cache of start trials
-        and presets. Returns (row, rejected_early, from_cache)."""
-        key = measurements.measurement_key(self.measurement_settings(spec, imgsz))
-        cached = measurements.lookup(key)
+    def measure_reusing(self, spec: zoo.ModelSpec, label: str, imgsz: int, reject_over_ms: float | None = None,
+                        use_cache: bool = True) -> tuple[dict[str, Any], bool, bool]:
+        """``measure`` plus the detector columns for a detector target; with ``use_cache``
+        through the cross-study cache (start trials and presets). Returns (row, rejected_early,
+        from_cache)."""
+        key = measurements.measurement_key(self.measurement_settings(spec, imgsz)) if use_cache else None
+        cached = measurements.lookup(key) if key else None
         if cached is not None:
             return {**cached, "name": label}, False, True
         row, rejected = self.measure(spec, label, imgsz, reject_over_ms)
         if self.opts.target == "detector" and not rejected:
             row.update(self.detector_row(spec, label))
-        if not rejected:
+        if key and not rejected:
             measurements.store(key, row)
         return row, rejected, False
 
     # -- the latency model
-    def latency_model(self, study: optuna.Study) -> LatencyModel | None:
-        """Fitted on this study's own measured trials (any worker), most recent first."""
-        points = [(t.user_attrs["work"], t.user_attrs["row"]["latency_ms"])
-                  for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                  if "work" in t.user_attrs and "row" in t.user_attrs and "duplicate_of" not in t.user_attrs]
+    def latency_model(self, trials: list[optuna.trial.FrozenTrial]) -> LatencyModel | None:
+        """Fitted on the study's own measured trials (any worker), the most recent ones."""
+        points = [(t.user_attrs["work"], t.user_attrs["row"]["latency_ms"]) for t in trials
+                  if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "work" in t.user_attrs
+                  and "row" in t.user_attrs and "duplicate_of" not in t.user_attrs]
         points = points[-LATENCY_MODEL_WINDOW:]
         return fit_latency_model([w for w, _ in points], [y for _, y in points])
 
-    def predicted_over(self, trial: optuna.Trial, work: list[float], caps: dict[str, float]) -> bool:
-        """Record the model's prediction; True when the candidate is skipped as predicted over
-        budget (recorded with its prediction, never built). Every k-th such one is timed."""
-        if not self.opts.predict_latency or self.opts.target == "detector" or trial.user_attrs.get(START_ATTR):
-            return False
-        model = self.latency_model(trial.study)
+    def predict(self, trial: optuna.Trial, work: list[float], caps: dict[str, float]) -> tuple[float | None, bool]:
+        """The model's prediction (recorded on the trial; None without a model) and whether the
+        candidate is skipped as predicted over budget (recorded, never built). Every k-th such
+        one is timed anyway."""
+        if not self.opts.predict_latency or self.opts.target == "detector":
+            return None, False
+        trials = trial.study.get_trials(deepcopy=False)  # one read for the fit and the count
+        model = self.latency_model(trials)
         if model is None:
-            return False
+            return None, False
         predicted = model.predict_ms(work)
         trial.set_user_attr("pred_latency_ms", predicted)
         trial.set_user_attr("latency_model", model.describe())
         if not model.over_budget(predicted, self.opts.budget_ms):
-            return False
-        earlier = sum(1 for t in trial.study.get_trials(deepcopy=False) if t.user_attrs.get("predicted_over"))
+            return predicted, False
+        earlier = sum(1 for t in trials if t.user_attrs.get("predicted_over"))
         trial.set_user_attr("predicted_over", True)
         if earlier % TIME_EVERY_KTH_PREDICTED == TIME_EVERY_KTH_PREDICTED - 1:
             trial.set_user_attr("predicted_over_timed", True)  # timed anyway, to check the model
-            return False
+            return predicted, False
         record_constraint(trial, {"latency_over_budget_ms": predicted - self.opts.budget_ms, **caps})
         trial.set_user_attr("reason", f"predicted over budget: {predicted:.1f} ms > {self.opts.budget_ms:g} ms even "
                                       f"{model.margin:.0%} faster (latency model on {model.points} measured trials, "
                                       f"median error {model.median_error:.0%}; never built)")
-        return True
+        return predicted, True
 
     def enqueue_aimed(self, trial: optuna.Trial, space: Space, cand: Candidate, row: dict[str, Any]) -> None:
         """After a preset trial is timed: its width-scaled version aimed at the budget."""
         imgsz = self.imgsz_for(space)
-        fam = zoo.all_families()[space.family.name]
-
-        def macs_of(config) -> int:
-            return count_cost(fuse_for_deploy(zoo.build_for_counting(fam, config)), imgsz).macs
-
-        values = aimed_values(space, values_from_params(space, cand.params), macs_of, row["latency_ms"],
+        values = aimed_values(space, values_from_params(space, cand.params),
+                              lambda config: deploy_macs(space.family.name, config, imgsz), row["latency_ms"],
                               row["macs"], self.opts.budget_ms)
         if values is None:
             return
@@ -398,12 +394,14 @@ class Search:
             trial.set_user_attr("reason", "; ".join(f"{k} {v:+.0%}" for k, v in caps.items())
                                 + " (counted on the meta device, never built)")
             raise optuna.TrialPruned()
-        if self.predicted_over(trial, work, caps):
+        start = trial.user_attrs.get(START_ATTR)  # set when the trial was enqueued
+        predicted, skip = (None, False) if start else self.predict(trial, work, caps)
+        if skip:
             raise optuna.TrialPruned()
-        row, rejected = self.measure_trial(trial, spec, imgsz)
+        row, rejected = self.measure_trial(trial, spec, imgsz, start, predicted)
         constraint = self.constraint(row)
         record_constraint(trial, constraint)
-        if trial.user_attrs.get(START_ATTR) == "preset" and self.opts.target == "backbone":
+        if start == "preset" and self.opts.target == "backbone":
             self.enqueue_aimed(trial, space, cand, row)
         if rejected or max(constraint.values()) > 0:
             trial.set_user_attr("reason", self.why_infeasible(row, rejected))
@@ -431,19 +429,15 @@ class Search:
             trial.set_user_attr(k, v)
         return space, cand
 
-    def measure_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec, imgsz: int) -> tuple[dict[str, Any], bool]:
+    def measure_trial(self, trial: optuna.Trial, spec: zoo.ModelSpec, imgsz: int, start: str | None,
+                      predicted: float | None) -> tuple[dict[str, Any], bool]:
         """Time the candidate (start trials through the cross-study cache); the row is stored
         on the trial with the latency model's error on it when there was a prediction."""
         reject = None if self.opts.target == "detector" else FAR_OVER_BUDGET * self.opts.budget_ms
-        if trial.user_attrs.get(START_ATTR):
-            row, rejected, cached = self.measure_reusing(spec, spec.name, imgsz, reject)
+        row, rejected, cached = self.measure_reusing(spec, spec.name, imgsz, reject, use_cache=bool(start))
+        if start:
             trial.set_user_attr("measured_from_cache", cached)
-        else:
-            row, rejected = self.measure(spec, spec.name, imgsz, reject)
-            if self.opts.target == "detector":
-                row.update(self.detector_row(spec, spec.name))
         trial.set_user_attr("row", row)
-        predicted = trial.user_attrs.get("pred_latency_ms")
         if predicted is not None and not rejected:
             trial.set_user_attr("pred_latency_error", abs(predicted - row["latency_ms"]) / row["latency_ms"])
         return row, rejected

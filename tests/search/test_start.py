@@ -109,7 +109,7 @@ def test_a_candidate_predicted_over_budget_is_recorded_and_never_built(tmp_path,
     monkeypatch.setattr(st.Search, "measure", lambda self, spec, *a, **k: built.append(spec.name) or real(
         self, spec, *a, **k))
     slow = LatencyModel(weights=(0.0, 0.0, 0.0, 0.0, 0.0, 5000.0), points=9, loo_errors=(0.05,) * 9)
-    monkeypatch.setattr(st.Search, "latency_model", lambda self, study: slow)  # 5 s for anything
+    monkeypatch.setattr(st.Search, "latency_model", lambda self, trials: slow)  # 5 s for anything
     res = cli(tmp_path, "--space", str(write_space(tmp_path, EXACT_SPACE)), "--budget", "1s", "--trials", "4",
               "--no-train", "--study", "p", "--no-presets", "--start", "sampler")
     assert res.exit_code == 0, res.output
