@@ -687,8 +687,19 @@ _TOP1 = {
     "shufflenet_v2_x1_5": 72.996, "shufflenet_v2_x2_0": 76.230,
     "mnasnet0_5": 67.734, "mnasnet1_0": 73.456, "efficientnet_b0": 77.692,
 }
+# The design lineage of each model, for leave-one-family-out fits that include these models
+# (the ceiling analysis of benchmarks/accuracy_validity.py): a ResNeXt or a wide ResNet is
+# a ResNet, a VGG with BatchNorm is a VGG.
+FAMILY: dict[str, str] = {
+    name: next(family for prefix, family in (
+        ("alexnet", "alexnet"), ("vgg", "vgg"), ("resne", "resnet"), ("wide_resnet", "resnet"),
+        ("squeezenet", "squeezenet"), ("densenet", "densenet"), ("googlenet", "googlenet"),
+        ("mobilenet", "mobilenet"), ("shufflenet", "shufflenet"), ("mnasnet", "mnasnet"),
+        ("efficientnet", "efficientnet")) if name.startswith(prefix))
+    for name in _TOP1
+}
 PUBLISHED_TOP1: dict[str, Published] = {
     name: Published(top1=top1, imgsz=224, source=_TV_SOURCE) for name, top1 in _TOP1.items()
 }
 
-__all__ = ["FACTORIES", "PUBLISHED_TOP1", "Published", *FACTORIES]
+__all__ = ["FACTORIES", "FAMILY", "PUBLISHED_TOP1", "Published", *FACTORIES]

@@ -36,8 +36,13 @@ def test_stored_signals_match_a_fresh_computation() -> None:
     stored = next(r for r in reference_rows() if r.name == "efficientvit_m0")
     values, _seconds = signal_row("efficientvit_m0")
     for name in SIGNALS:
-        tol = 0.0 if name in COST_SIGNALS else 1e-3
+        # ZiCo divides by a standard deviation over only 2 batches, which amplifies the rounding
+        # differences between CPU kernels: 0.26% between the Intel Xeon that wrote the table and
+        # an AMD EPYC. The estimate built on these signals moves far less (checked below).
+        tol = 0.0 if name in COST_SIGNALS else 1e-2 if name == "zico" else 1e-3
         assert values[name] == pytest.approx(stored.signals[name], rel=tol, abs=1e-9), name
+    default = get_estimator("default").excluding("efficientvit")
+    assert default.value_of(values) == pytest.approx(default.value_of(stored.signals), abs=0.01)
 
 
 def test_the_default_is_the_lowest_leave_one_family_out_error_among_the_candidates() -> None:
