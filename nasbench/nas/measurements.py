@@ -14,24 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from nasbench.errors import UserError
+from nasbench.paths import cache_dir
 from nasbench.report.files import atomic_write_text
 
 CACHE_FILE = "measurements.json"
 FORMAT = 1
 MAX_ENTRIES = 2000  # oldest dropped beyond this
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("NASBENCH_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nasbench"
 
 
 def measurement_key(settings: dict[str, Any]) -> str:
