@@ -37,15 +37,18 @@ def _spec(model: ModelArg, position: int) -> zoo.ModelSpec:
 
 def compare(models: Sequence[ModelArg], *, imgsz: int | None = None, device: str = "auto", batch: int = 1,
             dtype: str = "fp32", threads: int | None = None, plan: TimingPlan | None = None, fuse: bool = True,
-            crosscheck: bool = True, estimate: str | None = None, detector: bool = False) -> pd.DataFrame:
+            crosscheck: bool = True, estimate: str | None = None, detector: bool = False,
+            backend: str = "eager") -> pd.DataFrame:
     """The table of ``nasbench compare`` as a DataFrame (one row per model, the CSV's columns).
 
     ``estimate``: an estimator name (``"default"`` = the validated one) adds est_top1;
-    ``detector``: each backbone inside RT-DETR, with the rtdetr_l row. A built ``nn.Module``
-    is folded to its deploy form in place unless ``fuse=False``.
+    ``detector``: each backbone inside RT-DETR, with the rtdetr_l row; ``backend``: eager,
+    compile, onnxruntime or tensorrt. A built ``nn.Module`` is folded to its deploy form in
+    place unless ``fuse=False``.
     """
     opts = CompareOptions(imgsz=imgsz, batch=batch, device=device, dtype=dtype, threads=threads, fuse=fuse,
-                          crosscheck=crosscheck, plan=plan or TimingPlan(), detector=detector, estimator=estimate)
+                          crosscheck=crosscheck, plan=plan or TimingPlan(), detector=detector, estimator=estimate,
+                          backend=backend)
     return compare_models([_spec(m, i) for i, m in enumerate(models)], opts)
 
 

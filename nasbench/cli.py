@@ -14,7 +14,7 @@ import click
 from nasbench import __version__
 from nasbench.console import error_line, stderr_console, stdout_console, styled
 from nasbench.errors import UserError
-from nasbench.options import FiniteFloat
+from nasbench.options import BACKEND_HELP, BACKENDS, FiniteFloat
 
 console = stdout_console()
 err_console = stderr_console()
@@ -151,6 +151,11 @@ def _timing_options(f):
         click.option("--time-limit", type=FiniteFloat(min=0.1), default=60.0, show_default=True,
                      help="Seconds for all timing together; fewer runs are taken (and flagged) beyond it."),
         click.option("--no-fuse", is_flag=True, help="Measure the training form (BN and rep-branches unfolded)."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="eager", show_default=True,
+                     help=BACKEND_HELP + " The --detector columns stay eager."),
+        click.option("--refresh-peaks", is_flag=True,
+                     help="Measure this device's peak FLOP/s and bandwidth again (the roofline bound's roofs; "
+                          "otherwise measured once per device, dtype and thread count, then read from the cache)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -177,7 +182,8 @@ def _timing_options(f):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report directory [default: reports/compare-<timestamp>/].")
 def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, runs, warmup, time_limit,
-                no_fuse, no_crosscheck, by_module, detector, det_imgsz, estimator, csv_path, out_dir) -> None:
+                no_fuse, backend, refresh_peaks, no_crosscheck, by_module, detector, det_imgsz, estimator, csv_path,
+                out_dir) -> None:
     """Measure MODELS side by side: params, MACs (+ fvcore/thop cross-checks), latency.
 
     MODELS are preset names (`nasbench models`), config files (.yaml/.json with
@@ -216,7 +222,7 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
         imgsz=imgsz, batch=batch, device=device, dtype=dtype, channels_last=channels_last, threads=threads,
         fuse=not no_fuse, crosscheck=not no_crosscheck,
         plan=TimingPlan(warmup=warmup, runs=runs, rounds=min(5, runs), time_limit_s=time_limit),
-        detector=detector, det_imgsz=det_imgsz, estimator=estimator,
+        detector=detector, det_imgsz=det_imgsz, estimator=estimator, backend=backend, refresh_peaks=refresh_peaks,
     )
     with err_console.status("measuring") as status:
         frame = compare_models(list(models), opts, log=lambda s: status.update(s))
@@ -241,6 +247,16 @@ def _print_context(frame) -> None:
         + f"\ntimed: {frame.attrs.get('timing_what', '')}", highlight=False)
     if limited:
         console.print(styled(("time limit reached: fewer runs than asked (see latency_runs)", "yellow")))
+    console.print(f"backend: {first['backend']}; host memory: {first['allocator']}", highlight=False)
+    if "peaks_what" in frame.attrs:
+        console.print(frame.attrs["peaks_what"], highlight=False, soft_wrap=True)
+    for _, row in frame.iterrows():
+        if isinstance(row.get("backend_error"), str):
+            console.print(styled((f"{row['name']}: not timed: {row['backend_error']}", "yellow")), highlight=False)
+    unstable = frame[frame["timing_unstable"].astype(bool)] if "timing_unstable" in frame.columns else frame.iloc[:0]
+    if len(unstable):
+        notes = "; ".join(f"{r['name']} ({r['timing_note']})" for _, r in unstable.iterrows())
+        console.print(styled((f"unstable timing, do not trust these latencies: {notes}", "yellow")), highlight=False)
     if "estimator" in frame.columns:
         from nasbench.estimate import validity_line
 

@@ -20,7 +20,8 @@ from nasbench.detector import measure as det
 from nasbench.errors import UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.metrics.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
-from nasbench.metrics.latency import TimingPlan, resolve_device, time_models
+from nasbench.metrics.latency import DTYPES, Timing, TimingPlan, resolve_device, time_models, torch_settings
+from nasbench.metrics.roofline import Peaks, device_peaks, roofline_columns
 
 Log = Callable[[str], None]
 
@@ -39,6 +40,9 @@ class CompareOptions:
     detector: bool = False  # also measure each backbone inside RT-DETR, with an rtdetr_l row
     det_imgsz: int = 640
     estimator: str | None = None  # add est_* columns from this accuracy estimator ("default" = the validated one)
+    backend: str = "eager"  # runtime the backbones are timed on (nasbench.metrics.backends); detectors stay eager
+    roofline: bool = True  # bound_ms and latency_vs_bound columns (the device's peaks measured once, cached)
+    refresh_peaks: bool = False  # measure the device's peak rates again instead of reading the cache
 
 
 @dataclass
@@ -129,6 +133,36 @@ def model_configs(candidates: list[Candidate]) -> dict[str, dict]:
             if c.spec.config is not None and c.spec.source in ("preset", "config")}
 
 
+def peaks_for(device: torch.device, dtype: str, threads: int | None, refresh: bool, log: Log) -> Peaks:
+    """The device's peak rates at the thread count the models were timed with (cached per machine)."""
+    log("reading this device's peak FLOP/s and bandwidth (measured once, then cached)")
+    with torch_settings(threads):
+        return device_peaks(device, dtype, refresh)
+
+
+def result_row(cand: Candidate, timing: Timing, batch: int, peaks: Peaks | None) -> dict:
+    """The measured columns of one model, as compare and the search both write them."""
+    assert cand.cost is not None
+    row = {
+        "name": cand.label, "family": cand.spec.family, "source": cand.spec.source, "imgsz": cand.imgsz,
+        "batch": batch, "params": cand.cost.params, "params_train_form": cand.params_train_form,
+        "macs": cand.cost.macs, "flops": cand.cost.flops, "latency_ms": timing.median_ms,
+        "latency_p10_ms": timing.p10_ms, "latency_p90_ms": timing.p90_ms, "latency_runs": timing.runs,
+        "peak_mem_mb": None if timing.peak_mem_bytes is None else timing.peak_mem_bytes / 2**20,
+        "deploy_form": cand.deploy_form, "device": timing.device, "device_name": timing.device_name,
+        "dtype": timing.dtype, "threads": timing.threads, "torch_version": timing.torch_version,
+        "cuda_version": timing.cuda_version, "time_limited": timing.time_limited, "counter": cand.cost.counter,
+        "backend": timing.backend, "backend_error": timing.error, "backend_max_abs_diff": timing.backend_max_abs_diff,
+        "backend_setup_s": timing.backend_setup_s, "latency_spread": timing.spread,
+        "other_load_cores": timing.other_load_cores, "faults_per_run": timing.faults_per_run,
+        "timing_unstable": timing.unstable, "timing_note": timing.unstable_reason, "allocator": timing.allocator,
+    }
+    if peaks is not None:
+        row.update(roofline_columns(cand.cost, batch, DTYPES[timing.dtype].itemsize, peaks, timing.median_ms),
+                   peak_gflops=peaks.flops_per_s / 1e9, peak_gbytes_per_s=peaks.bytes_per_s / 1e9)
+    return row
+
+
 def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: Log = lambda s: None) -> pd.DataFrame:
     """Measure every named (or already resolved) model; one DataFrame row each, in the order given.
 
@@ -161,13 +195,13 @@ def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: 
             log(f"cross-checking {c.label} with fvcore and thop")
             crosscheck[c.label] = (macs_fvcore(c.model, c.imgsz), macs_thop(c.model, c.imgsz))
 
-    log(f"timing {len(candidates)} model(s) on {device} (alternating rounds)")
+    log(f"timing {len(candidates)} model(s) on {device}, {opts.backend} (alternating rounds)")
     try:
         timings = time_models(
             {c.label: c.model for c in candidates},
             {c.label: c.imgsz for c in candidates},
             batch=opts.batch, device=device, dtype=opts.dtype, channels_last=opts.channels_last,
-            threads=opts.threads, plan=opts.plan,
+            threads=opts.threads, plan=opts.plan, backend=opts.backend,
         )
     except torch.cuda.OutOfMemoryError:
         raise UserError(f"out of GPU memory at batch {opts.batch}; try a smaller --batch or --imgsz") from None
@@ -175,50 +209,27 @@ def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: 
         line = first_line(exc)
         raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {line}") from None
 
+    peaks = peaks_for(device, opts.dtype, opts.threads, opts.refresh_peaks, log) if opts.roofline else None
     detectors = det.time_detectors(dets, baseline_label, det_opts, log) if opts.detector else None
     # after all timing: estimating allocates and frees much memory, which would change later timings
     estimates = {c.label: estimate_columns(c, opts.estimator, log) for c in candidates} if opts.estimator else {}
 
     rows = []
     for c in candidates:
-        t = timings[c.label]
+        row = result_row(c, timings[c.label], opts.batch, peaks)
         fv, th = crosscheck[c.label]
-        assert c.cost is not None
-        rows.append({
-            "name": c.label,
-            "family": c.spec.family,
-            "source": c.spec.source,
-            "imgsz": c.imgsz,
-            "batch": opts.batch,
-            "params": c.cost.params,
-            "params_train_form": c.params_train_form,
-            "macs": c.cost.macs,
-            "flops": c.cost.flops,
-            "macs_fvcore": fv,
-            "macs_thop": th,
-            "latency_ms": t.median_ms,
-            "latency_p10_ms": t.p10_ms,
-            "latency_p90_ms": t.p90_ms,
-            "latency_runs": t.runs,
-            "peak_mem_mb": None if t.peak_mem_bytes is None else t.peak_mem_bytes / 2**20,
-            "deploy_form": c.deploy_form,
-            "device": t.device,
-            "device_name": t.device_name,
-            "dtype": t.dtype,
-            "threads": t.threads,
-            "torch_version": t.torch_version,
-            "cuda_version": t.cuda_version,
-            "time_limited": t.time_limited,
-            "counter": c.cost.counter,
-            **(detectors.rows[c.label] if detectors else {}),
-            **published_columns(c),
-            **estimates.get(c.label, {}),
-        })
+        row.update(macs_fvcore=fv, macs_thop=th, **(detectors.rows[c.label] if detectors else {}),
+                   **published_columns(c), **estimates.get(c.label, {}))
+        rows.append(row)
     frame = pd.DataFrame(rows)
     for col in ("macs_fvcore", "macs_thop", "det_macs_thop_x2"):
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64")  # integers that may be missing
     frame.attrs["timing_what"] = next(iter(timings.values())).what
+    if peaks is not None:
+        from nasbench.metrics.roofline import peaks_line
+
+        frame.attrs["peaks_what"] = peaks_line(peaks)
     frame.attrs.update(warmup_runs=opts.plan.warmup, runs_asked=opts.plan.runs, time_limit_s=opts.plan.time_limit_s,
                        configs=model_configs(candidates), wall_s=time.monotonic() - started_s)
     if detectors:

@@ -17,6 +17,11 @@ class BuildError(UserError):
     one line in ``compare``; in ``search`` the trial fails with this reason and the search goes on."""
 
 
+class MeasureError(BuildError):
+    """A candidate that was built but cannot be measured as asked (the backend cannot run it,
+    or its timing stayed unstable): the search fails that trial with this reason and goes on."""
+
+
 def first_line(exc: BaseException, empty: str | None = None) -> str:
     """The first non-blank line of an exception's message, for one-line errors; ``empty``
     (default: the exception's type name) when it has none."""

@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula  # noqa: F401
 
 aten = torch.ops.aten
@@ -69,6 +71,10 @@ class Cost:
     count_s: float
     by_module: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     by_op: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Bytes eager execution reads and writes per forward, at the counted batch, in the model's
+    # own dtype: every non-view op's tensor inputs and outputs (see BytesMoved).
+    weight_bytes: int = field(default=0, compare=False)
+    activation_bytes: int = field(default=0, compare=False)
 
     @property
     def flops(self) -> int:
@@ -141,12 +147,48 @@ def _declared_elementwise(model: nn.Module) -> Iterator[list[ElementwiseRecord]]
             handle.remove()
 
 
-def _run_counted(model: nn.Module, x: torch.Tensor, on_meta: bool) -> tuple[FlopCounterMode, list[ElementwiseRecord]]:
+class BytesMoved(TorchDispatchMode):
+    """Bytes each aten op of a forward reads and writes: the tensors it takes and returns.
+
+    Views (``func.is_view``) move nothing and are skipped; an in-place op counts its
+    tensor as read and written. Tensors among ``weights`` (parameters and buffers) count
+    as weight bytes, everything else as activation bytes. No cache reuse between ops is
+    assumed: this is the traffic of eager execution, one kernel per op.
+    """
+
+    def __init__(self, weights: set[int]) -> None:
+        super().__init__()
+        self.weights = weights
+        self._views: list[torch.Tensor] = []
+        self.weight_bytes = 0
+        self.activation_bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if getattr(func, "is_view", False):
+            if any(isinstance(t, torch.Tensor) and id(t) in self.weights for t in tree_leaves(args)):
+                self.weights.add(id(out))  # a transposed weight (F.linear) is still a weight
+                self._views.append(out)  # kept alive, so its id is never reused by an activation
+        else:
+            for t in tree_leaves((args, kwargs or {}, out)):
+                if isinstance(t, torch.Tensor):
+                    size = t.numel() * t.element_size()
+                    if id(t) in self.weights:
+                        self.weight_bytes += size
+                    else:
+                        self.activation_bytes += size
+        return out
+
+
+def _run_counted(model: nn.Module, x: torch.Tensor, on_meta: bool
+                 ) -> tuple[FlopCounterMode, list[ElementwiseRecord], BytesMoved]:
     counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
+    state = _stand_in_state(model, on_meta)
+    traffic = BytesMoved({id(t) for t in state.values()})
     grad_mode = torch.inference_mode() if not on_meta else contextlib.nullcontext()
-    with grad_mode, counter, _declared_elementwise(model) as records:
-        functional_call(model, _stand_in_state(model, on_meta), (x,), strict=False)
-    return counter, records
+    with grad_mode, counter, traffic, _declared_elementwise(model) as records:
+        functional_call(model, state, (x,), strict=False)
+    return counter, records, traffic
 
 
 def _add_elementwise(records: list[ElementwiseRecord], by_module: dict[str, int], by_op: dict[str, int]) -> int:
@@ -182,11 +224,11 @@ def count_cost(
     start = time.perf_counter()
     try:
         try:
-            counter, records = _run_counted(target, torch.empty(shape, device="meta"), on_meta=True)
+            counter, records, traffic = _run_counted(target, torch.empty(shape, device="meta"), on_meta=True)
             where = "meta"
         except Exception:  # data-dependent code or fixed-device tensors: count for real
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            counter, records = _run_counted(target, torch.randn(shape, device=device), on_meta=False)
+            counter, records, traffic = _run_counted(target, torch.randn(shape, device=device), on_meta=False)
             where = str(device.type)
     finally:
         model.train(was_training)
@@ -204,6 +246,8 @@ def count_cost(
         count_s=elapsed,
         by_module=by_module,
         by_op=by_op,
+        weight_bytes=traffic.weight_bytes,
+        activation_bytes=traffic.activation_bytes,
     )
 
 

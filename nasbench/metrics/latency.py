@@ -10,20 +10,35 @@
   machine (thermal, other tenants) hits all of them alike; median and p10/p90 reported.
 - a time limit caps the total: fewer runs are taken for slow models, and the result says
   so (``time_limited``) instead of silently timing less.
+- the same model gets the same figure whatever ran before it in the process: glibc's heap
+  is kept (``steady_heap``), so a forward never page-faults on memory an earlier forward
+  handed back to the kernel; faults per timed run are recorded to show it.
+- a timing taken while other processes used the CPU, or with a wide spread, is marked
+  unstable (``Timing.unstable_reason``) with the load and spread that made it so.
+- ``backend`` picks the runtime (``nasbench.metrics.backends``); a model that a backend
+  cannot run gets ``Timing.error`` and NaN figures, and the other models are still timed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
+import math
+import os
+import resource
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from nasbench.errors import UserError
+from nasbench.metrics import backends
+from nasbench.metrics.cost import MethodAsModule
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -50,6 +65,37 @@ class Timing:
     peak_mem_bytes: int | None
     time_limited: bool
     what: str  # one line: what exactly was timed
+    backend: str = "eager"
+    backend_detail: str = "eager PyTorch"
+    backend_max_abs_diff: float = 0.0  # output vs eager on the timed input
+    backend_setup_s: float = 0.0  # export / compile time, not in the latency
+    spread: float = 0.0  # (p90 - p10) / median
+    other_load_cores: float | None = None  # CPU cores other processes kept busy while this model was timed
+    faults_per_run: float | None = None  # minor page faults of the process per timed run (CPU)
+    allocator: str = ""
+    unstable_reason: str = ""  # empty when the figure can be trusted
+    error: str | None = None  # the backend could not run this model: every figure is NaN
+
+    @property
+    def unstable(self) -> bool:
+        return bool(self.unstable_reason)
+
+
+@dataclass(frozen=True)
+class Stability:
+    """When a timing is not trusted: a wide spread, or other processes on the CPU while it ran."""
+
+    max_spread: float = 0.25  # (p90 - p10) / median
+    min_spread_ms: float = 0.25  # below this p90 - p10 is scheduler jitter, not a sign (sub-ms models)
+    max_other_load_cores: float = 0.25  # CPU cores' worth of other processes' time during the timed runs
+
+    def reason(self, spread: float, median_ms: float, other_load: float | None) -> str:
+        problems = []
+        if other_load is not None and other_load > self.max_other_load_cores:
+            problems.append(f"other processes kept {other_load:.2f} CPU cores busy")
+        if spread > self.max_spread and spread * median_ms > self.min_spread_ms:
+            problems.append(f"spread (p90 - p10) / median {100 * spread:.0f}%")
+        return "; ".join(problems)
 
 
 @dataclass(frozen=True)
@@ -61,6 +107,81 @@ class TimingPlan:
     rounds: int = 5
     time_limit_s: float = 60.0  # for all models together
     min_runs: int = 3
+    stability: Stability = field(default_factory=Stability)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def steady_heap() -> str:
+    """Keep freed memory in the process's heap from now on; returns what was done (recorded in rows).
+
+    glibc gives large freed blocks back to the kernel (mmap'd blocks always; the heap top
+    beyond a threshold that adapts to what was freed before). A forward then page-faults on
+    every fresh feature map: 2,500-3,300 minor faults per mobilevit_xxs forward in a fresh
+    process, none after fvcore/thop had left the heap fragmented, a 20-30% difference in
+    latency from history alone. With mmap off and trimming off, every forward after the
+    first reuses the same heap: no faults, whatever ran before. Process-wide and lasting:
+    the process keeps its peak memory until it exits (what a long-running inference server
+    with jemalloc/tcmalloc does too).
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "system default (no glibc mallopt)"
+    kept = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return "glibc heap kept (mmap and trim off)" if kept else "system default (mallopt refused)"
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds all processes have spent busy since boot (/proc/stat; None elsewhere).
+
+    Busy = user + nice + system + irq + softirq + steal: steal is time the hypervisor gave
+    to other machines, which slows a timing just like a local process does.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(v) for v in fields[1:9]] + [0] * 8
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+@dataclass
+class _Chunk:
+    """What one model's share of the timed runs cost the machine besides the model itself."""
+
+    wall_s: float = 0.0
+    other_cpu_s: float = 0.0
+    faults: int = 0
+    known_load: bool = True
+
+    def add(self, fn: Callable[[], None]) -> None:
+        busy0, own0, faults0, t0 = _busy_cpu_s(), time.process_time(), _minor_faults(), time.perf_counter()
+        fn()
+        wall, own = time.perf_counter() - t0, time.process_time() - own0
+        busy1 = _busy_cpu_s()
+        self.wall_s += wall
+        self.faults += _minor_faults() - faults0
+        if busy0 is None or busy1 is None:
+            self.known_load = False
+        else:
+            self.other_cpu_s += (busy1 - busy0) - own  # signed: /proc/stat ticks every 10 ms, errors cancel
+
+    def load_cores(self) -> float | None:
+        return max(0.0, self.other_cpu_s) / self.wall_s if self.known_load and self.wall_s > 0 else None
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def resolve_device(device: str) -> torch.device:
@@ -144,61 +265,89 @@ def time_models(
     threads: int | None = None,
     plan: TimingPlan = TimingPlan(),
     forward: str = "forward",
+    backend: str = "eager",
 ) -> dict[str, Timing]:
     """Time each model's forward in alternating rounds; returns name -> Timing.
 
     ``imgsz`` may be per model. Models are moved to the device and dtype in place. The
     thread count and ``cudnn.benchmark`` are set for the timing only and restored after.
+    A model the backend cannot run gets a Timing with ``error`` set and NaN figures.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype '{dtype}' (use {', '.join(DTYPES)})")
+    if backend not in backends.BACKENDS:
+        raise UserError(f"unknown backend '{backend}' (use {', '.join(backends.BACKENDS)})")
+    allocator = steady_heap()
     with torch_settings(threads, cudnn_benchmark=True if dev.type == "cuda" else None):
         used_threads = torch.get_num_threads()
-        calls, shapes = _prepare_calls(models, imgsz, batch, dev, DTYPES[dtype], channels_last, forward)
-        samples, peak_mem, rounds, time_limited = _sample(calls, dev, plan)
+        prepared, shapes, errors = _prepare_calls(models, imgsz, batch, dev, DTYPES[dtype], channels_last, forward,
+                                                  backend, used_threads)
+        samples, peak_mem, chunks, rounds, time_limited = _sample({n: p.call for n, p in prepared.items()}, dev, plan)
     context = dict(
         device=dev.type, device_name=device_name(dev), dtype=dtype, batch=batch, threads=used_threads,
         channels_last=channels_last, torch_version=torch.__version__,
         cuda_version=torch.version.cuda if dev.type == "cuda" else None, warmup=plan.warmup,
-        time_limited=time_limited,
+        time_limited=time_limited, backend=backend, allocator=allocator,
+        what=(f"{forward}() on {backend} in eval + inference_mode, batch {batch}, {dtype}"
+              f"{', channels_last' if channels_last else ''}, {'CUDA events' if dev.type == 'cuda' else 'perf_counter'}"
+              f", alternating {rounds} rounds over {len(prepared)} model(s)"),
     )
-    what = (f"{forward}() in eval + inference_mode, batch {batch}, {dtype}"
-            f"{', channels_last' if channels_last else ''}, {'CUDA events' if dev.type == 'cuda' else 'perf_counter'}"
-            f", alternating {rounds} rounds over {len(models)} model(s)")
-    results = {}
+    results = {name: _failed(message, shapes[name], context) for name, message in errors.items()}
     for name, times in samples.items():
-        ordered = sorted(times)
-        results[name] = Timing(
-            median_ms=statistics.median(ordered), p10_ms=_percentile(ordered, 0.10),
-            p90_ms=_percentile(ordered, 0.90), mean_ms=statistics.fmean(ordered), runs=len(ordered),
-            input_shape=shapes[name], peak_mem_bytes=peak_mem[name], what=what, **context,
-        )
-    return results
+        results[name] = _summary(times, prepared[name], chunks[name], peak_mem[name], shapes[name], plan, context)
+    return {name: results[name] for name in models}
+
+
+def _summary(times: list[float], prepared: backends.Prepared, chunk: _Chunk, peak_mem: int | None,
+             shape: tuple[int, ...], plan: TimingPlan, context: dict) -> Timing:
+    ordered = sorted(times)
+    median = statistics.median(ordered)
+    p10, p90 = _percentile(ordered, 0.10), _percentile(ordered, 0.90)
+    spread = (p90 - p10) / median if median > 0 else 0.0
+    load = chunk.load_cores()
+    return Timing(
+        median_ms=median, p10_ms=p10, p90_ms=p90, mean_ms=statistics.fmean(ordered), runs=len(ordered),
+        input_shape=shape, peak_mem_bytes=peak_mem, backend_detail=prepared.detail,
+        backend_max_abs_diff=prepared.max_abs_diff, backend_setup_s=prepared.setup_s, spread=spread,
+        other_load_cores=load, faults_per_run=None if context["device"] == "cuda" else chunk.faults / len(ordered),
+        unstable_reason=plan.stability.reason(spread, median, load), **context,
+    )
+
+
+def _failed(message: str, shape: tuple[int, ...], context: dict) -> Timing:
+    nan = math.nan
+    return Timing(median_ms=nan, p10_ms=nan, p90_ms=nan, mean_ms=nan, runs=0, input_shape=shape,
+                  peak_mem_bytes=None, backend_detail="", backend_max_abs_diff=nan, error=message, **context)
 
 
 def _prepare_calls(models: Mapping[str, nn.Module], imgsz: int | Mapping[str, int], batch: int, dev: torch.device,
-                   torch_dtype: torch.dtype, channels_last: bool, forward: str):
-    """Each model moved to the device/dtype/layout with its own input: name -> call, name -> shape."""
+                   torch_dtype: torch.dtype, channels_last: bool, forward: str, backend: str, threads: int):
+    """Each model moved to the device/dtype/layout with its own input and put on the backend:
+    (name -> Prepared, name -> input shape, name -> why the backend could not run it)."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    calls: dict[str, Callable[[], object]] = {}
+    prepared: dict[str, backends.Prepared] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    errors: dict[str, str] = {}
     for name, model in models.items():
         size = imgsz[name] if isinstance(imgsz, Mapping) else imgsz
-        shape = (batch, 3, size, size)
+        shapes[name] = (batch, 3, size, size)
         model.eval().to(device=dev, dtype=torch_dtype, memory_format=memory_format)
-        x = torch.randn(shape, device=dev, dtype=torch_dtype).contiguous(memory_format=memory_format)
-        method = getattr(model, forward)
-        calls[name] = (lambda m=method, inp=x: m(inp))
-        shapes[name] = shape
-    return calls, shapes
+        x = torch.randn(shapes[name], device=dev, dtype=torch_dtype).contiguous(memory_format=memory_format)
+        runnable = model if forward == "forward" else MethodAsModule(model, forward)
+        try:
+            prepared[name] = backends.prepare(backend, runnable, x, threads)
+        except backends.BackendError as exc:
+            errors[name] = str(exc)
+    return prepared, shapes, errors
 
 
 def _sample(calls: Mapping[str, Callable[[], object]], dev: torch.device, plan: TimingPlan):
     """Warm-up, one probe run each to plan the rest within the time limit, then the timed runs
-    in alternating rounds. Returns (samples ms, peak memory, rounds, time_limited)."""
+    in alternating rounds. Returns (samples ms, peak memory, per-model load, rounds, time_limited)."""
     timer = _make_timer(dev)
     samples: dict[str, list[float]] = {n: [] for n in calls}
+    chunks: dict[str, _Chunk] = {n: _Chunk() for n in calls}
     peak_mem: dict[str, int | None] = {}
     started = time.perf_counter()
     with torch.inference_mode():
@@ -218,8 +367,8 @@ def _sample(calls: Mapping[str, Callable[[], object]], dev: torch.device, plan: 
         per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
         for n_runs in per_round:
             for name, call in calls.items():
-                samples[name].extend(timer(call) for _ in range(n_runs))
-    return samples, peak_mem, rounds, runs < plan.runs
+                chunks[name].add(lambda c=call, n=n_runs, out=samples[name]: out.extend(timer(c) for _ in range(n)))
+    return samples, peak_mem, chunks, rounds, runs < plan.runs
 
 
 @contextlib.contextmanager

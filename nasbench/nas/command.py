@@ -16,9 +16,9 @@ from nasbench.errors import UserError
 from nasbench.nas.budget import BUDGET_FORMS, parse_budget_ms, parse_count
 from nasbench.nas.space import available_spaces
 from nasbench.nas.start import enqueue_presets, start_limit
-from nasbench.nas.study import OBJECTIVES, PRUNERS, SAMPLERS, STARTS, SearchOptions
+from nasbench.nas.study import OBJECTIVES, PRUNERS, SAMPLERS, STARTS, UNSTABLE, SearchOptions
 from nasbench.nas.workers import CappedObjective, joining_seed, optimize_until_total, quiet_optuna, worker_id
-from nasbench.options import FiniteFloat
+from nasbench.options import BACKEND_HELP, BACKENDS, FiniteFloat
 from nasbench.report.files import DEFAULT_REPORTS, atomic_write_text, ensure_writable_dir, shown_path
 from nasbench.report.study import report_dirname
 from nasbench.storage import (
@@ -151,6 +151,12 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--max-macs", default=None, help="Extra cap, e.g. 500M.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads torch uses while timing (recorded; restored afterwards).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="eager", show_default=True,
+              help=BACKEND_HELP + " Stored with the study; resuming with another backend is refused.")
+@click.option("--unstable-timing", type=click.Choice(UNSTABLE), default="fail", show_default=True,
+              help="A candidate timed while other processes used the CPU, or with a wide spread, is re-timed twice; "
+                   "still unstable: 'fail' the trial (never judged against the budget) or 'accept' the last timing, "
+                   "marked unstable in the trial and the report (several workers sharing one machine's cores).")
 @click.option("--study", "study_name", default=None,
               help="Study name [default: derived from space, target, device, imgsz, budget: re-running resumes].")
 @click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
@@ -165,7 +171,7 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Skip the references: the named presets, and RT-DETR (rtdetr_l and the Pareto set) at --det-imgsz.")
 def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
            proxy_seconds, proxy_imgsz, proxy_batch, pruner, objective, estimator, no_train, sampler, start,
-           latency_model, seed, max_params, max_macs, threads,
+           latency_model, seed, max_params, max_macs, threads, backend, unstable_timing,
            study_name, storage, heartbeat_s, out_dir, no_presets) -> None:
     """Search a family's knobs with Optuna under a latency budget.
 
@@ -202,7 +208,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         objective="macs" if no_train else objective, estimator=estimator, sampler=sampler, start=start,
         predict_latency=latency_model, seed=seed,
         max_params=parse_count(max_params, "--max-params") if max_params else None,
-        max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads,
+        max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads, backend=backend,
+        unstable_timing=unstable_timing,
     )
     spaces = resolve_space_arg(space_arg)
     console = stdout_console()

@@ -41,11 +41,11 @@ import optuna
 from optuna.trial import TrialState
 
 from nasbench import __version__, zoo
-from nasbench.comparison import Candidate as Measured
-from nasbench.comparison import CompareOptions, measure_cost, prepare
-from nasbench.errors import BuildError, UserError, first_line
+from nasbench.comparison import CompareOptions, measure_cost, peaks_for, prepare, result_row
+from nasbench.errors import BuildError, MeasureError, UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
-from nasbench.metrics.latency import TimingPlan, device_name, resolve_device, time_models
+from nasbench.metrics.latency import Timing, TimingPlan, device_name, resolve_device, time_models
+from nasbench.metrics.roofline import Peaks
 from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms
 from nasbench.nas.latency_model import LatencyModel, fit_latency_model, work_vector
@@ -92,6 +92,8 @@ class SearchOptions:
     max_macs: int | None = None
     dtype: str = "fp32"
     threads: int | None = None
+    backend: str = "eager"  # runtime candidates are timed on (nasbench.metrics.backends)
+    unstable_timing: str = "fail"  # one of UNSTABLE: a timing still unstable after the re-timings fails the trial
     timing: TimingPlan = field(default_factory=lambda: TimingPlan(warmup=3, runs=15, rounds=1, time_limit_s=10))
 
     @property
@@ -110,6 +112,8 @@ def default_study_name(spaces: list[Space], space_arg: str, opts: SearchOptions,
     label = space_arg if len(spaces) > 1 else spaces[0].name
     imgsz = opts.imgsz or spaces[0].imgsz
     parts = [label, opts.target, device_type, f"{imgsz}px", format_ms(opts.budget_ms)]
+    if opts.backend != "eager":
+        parts.append(opts.backend)
     if opts.objective == "macs":
         parts.append("costonly")
     elif opts.objective == "proxy":
@@ -173,19 +177,9 @@ def make_pruner(proxy_steps: int, name: str = "median") -> optuna.pruners.BasePr
 
 
 # ----------------------------------------------------------------------------- measuring
-def measured_row(m: Measured, timing, opts: SearchOptions) -> dict[str, Any]:
-    """The result row (schema of nasbench.report.schema) of one measured model."""
-    assert m.cost is not None
-    return {
-        "name": m.label, "family": m.spec.family, "source": m.spec.source, "imgsz": m.imgsz, "batch": 1,
-        "params": m.cost.params, "params_train_form": m.params_train_form, "macs": m.cost.macs,
-        "flops": m.cost.flops, "latency_ms": timing.median_ms, "latency_p10_ms": timing.p10_ms,
-        "latency_p90_ms": timing.p90_ms, "latency_runs": timing.runs,
-        "peak_mem_mb": None if timing.peak_mem_bytes is None else timing.peak_mem_bytes / 2**20,
-        "deploy_form": m.deploy_form, "device": timing.device, "device_name": timing.device_name,
-        "dtype": timing.dtype, "threads": timing.threads, "torch_version": timing.torch_version,
-        "cuda_version": timing.cuda_version, "time_limited": timing.time_limited, "counter": m.cost.counter,
-    }
+RETIMES = 2  # an unstable timing is taken again this many times before it is failed (or accepted)
+UNSTABLE = ("fail", "accept")
+RETIME_PAUSE_S = 2.0  # between attempts: other processes' bursts are often shorter
 
 
 class Search:
@@ -197,6 +191,7 @@ class Search:
         self.device = resolve_device(opts.device)
         self.log = log
         self.data = None
+        self._peaks: Peaks | None = None
 
     # -- data
     def proxy_data(self):
@@ -223,19 +218,42 @@ class Search:
         return self.opts.imgsz or space.imgsz
 
     def measure(self, spec: zoo.ModelSpec, label: str, imgsz: int, reject_over_ms: float | None = None):
-        """Build + count + time one model. Returns (row, rejected_early)."""
+        """Build + count + time one model. Returns (row, rejected_early).
+
+        An unstable timing is not judged against the budget: it is taken again (up to
+        RETIMES times, after a pause) and every attempt is kept in the row; still unstable,
+        or a backend that cannot run the model, fails the trial with the reason.
+        """
         m = prepare(spec, label, CompareOptions(imgsz=imgsz, device=str(self.device), crosscheck=False))
         m.cost = measure_cost(m)
-        plan = self.opts.timing
-        if reject_over_ms is not None:  # one warm run first: far over budget -> stop here
-            probe = time_models({label: m.model}, imgsz, device=self.device, dtype=self.opts.dtype,
-                                threads=self.opts.threads,
-                                plan=TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1))[label]
+        if reject_over_ms is not None and self.opts.backend == "eager":  # one warm run: far over budget -> stop
+            probe = self.time(m.model, label, imgsz, TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1))
             if probe.median_ms > reject_over_ms:
-                return measured_row(m, probe, self.opts), True
-        timing = time_models({label: m.model}, imgsz, device=self.device, dtype=self.opts.dtype,
-                             threads=self.opts.threads, plan=plan)[label]
-        return measured_row(m, timing, self.opts), False
+                return result_row(m, probe, 1, None), True
+        attempts = [self.time(m.model, label, imgsz, self.opts.timing)]
+        while attempts[-1].unstable and attempts[-1].error is None and len(attempts) <= RETIMES:
+            time.sleep(RETIME_PAUSE_S)
+            attempts.append(self.time(m.model, label, imgsz, self.opts.timing))
+        timing = attempts[-1]
+        if timing.error is not None:
+            raise MeasureError(timing.error)
+        row = result_row(m, timing, 1, self.peaks())
+        if len(attempts) > 1:
+            row["timing_attempts"] = "; ".join(f"{t.median_ms:.2f} ms ({t.unstable_reason or 'stable'})"
+                                               for t in attempts)
+        if timing.unstable and self.opts.unstable_timing == "fail":
+            raise MeasureError(f"timing unstable in {len(attempts)} attempts ({timing.unstable_reason}); not judged "
+                               "against the budget: re-run on a quieter machine to retry")
+        return row, False
+
+    def time(self, model, label: str, imgsz: int, plan: TimingPlan) -> Timing:
+        return time_models({label: model}, imgsz, device=self.device, dtype=self.opts.dtype,
+                           threads=self.opts.threads, plan=plan, backend=self.opts.backend)[label]
+
+    def peaks(self) -> Peaks:
+        if self._peaks is None:
+            self._peaks = peaks_for(self.device, self.opts.dtype, self.opts.threads, False, self.log)
+        return self._peaks
 
     def meta_features(self, spec: zoo.ModelSpec, imgsz: int):
         """Architecture features of the deploy form, counted on the meta device (no weights)."""
@@ -254,7 +272,7 @@ class Search:
         detector = self.opts.target == "detector"
         return {"config": config_key({"family": spec.family, **config_to_dict(spec.config)}), "imgsz": imgsz,
                 "device": self.device.type, "device_name": device_name(self.device), "dtype": self.opts.dtype,
-                "threads": self.opts.threads or torch.get_num_threads(),
+                "threads": self.opts.threads or torch.get_num_threads(), "backend": self.opts.backend,
                 "timing": asdict(self.opts.timing), "target": self.opts.target,
                 "det_imgsz": self.opts.det_imgsz if detector else None, "torch": torch.__version__,
                 "nasbench": __version__}
@@ -540,6 +558,7 @@ def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str
         "device_name": device_name(search.device),
         "dtype": opts.dtype,
         "threads": opts.threads or torch.get_num_threads(),
+        "backend": opts.backend,
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda if search.device.type == "cuda" else None,
         "objective": opts.objective,
@@ -584,7 +603,7 @@ def proxy_objective_description(proxy: dict[str, Any] | None) -> dict[str, Any]:
 
 # Attributes that must agree when a study is resumed; anything else may change.
 RESUME_KEYS = ("target", "budget_ms", "max_params", "max_macs", "imgsz", "det_imgsz", "device", "objective",
-               "estimator")
+               "estimator", "backend")
 LEGACY_OBJECTIVES = {"proxy_top1": "proxy"}  # studies written before --objective existed
 
 
@@ -592,6 +611,7 @@ def check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
     old = dict(study.user_attrs)
     if "objective" in old:  # absent while a worker that created the study is still writing its attrs
         old["objective"] = LEGACY_OBJECTIVES.get(old["objective"], old["objective"])
+        old.setdefault("backend", "eager")  # studies written before --backend existed were timed in eager
     for k in RESUME_KEYS:
         if k in old and old[k] != attrs[k]:
             raise UserError(f"study '{study.study_name}' was created with {k}={old[k]!r}, this run has {attrs[k]!r}; "

@@ -87,3 +87,43 @@ def test_timing_sets_threads_for_itself_only() -> None:
                          plan=TimingPlan(warmup=1, runs=3, rounds=1))["m"]
     assert timing.threads == want  # recorded as used ...
     assert torch.get_num_threads() == before  # ... and restored afterwards
+
+
+# ----------------------------------------------------------------------------- history, stability
+def test_the_heap_is_kept_so_no_forward_page_faults_whatever_ran_before() -> None:
+    """A conv net at 128 px allocates MBs of feature maps per forward: with glibc's default a
+    fresh process page-faults on them every forward (thousands of faults); kept, none."""
+    net = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1))
+    scratch = [torch.empty(2**22) for _ in range(8)]  # history: 128 MiB allocated and freed first
+    del scratch
+    timing = time_models({"m": net}, 128, threads=1, plan=TimingPlan(warmup=2, runs=6, rounds=2))["m"]
+    if not timing.allocator.startswith("glibc"):
+        pytest.skip(f"no glibc here ({timing.allocator})")
+    assert timing.faults_per_run is not None and timing.faults_per_run <= 1.0
+
+
+def test_stability_rule_by_hand() -> None:
+    rule = TimingPlan().stability
+    assert rule.reason(0.10, 20.0, 0.05) == ""
+    assert rule.reason(0.40, 20.0, 0.05) == "spread (p90 - p10) / median 40%"
+    assert rule.reason(0.40, 0.5, None) == ""  # 0.2 ms of spread on a 0.5 ms model: scheduler jitter
+    assert rule.reason(0.10, 20.0, 1.0) == "other processes kept 1.00 CPU cores busy"
+
+
+def test_a_busy_process_during_timing_is_seen_and_flagged() -> None:
+    """Another process spinning on a core while a model is timed: its load is measured and the
+    timing marked unstable, whatever the spread."""
+    import subprocess
+    import sys
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        timing = time_models({"m": Sleeper(5)}, 8, threads=1, plan=TimingPlan(warmup=1, runs=100, rounds=2))["m"]
+    finally:
+        busy.kill()
+        busy.wait()
+    if timing.other_load_cores is None:
+        pytest.skip("no /proc/stat on this system")
+    assert timing.other_load_cores > 0.5  # the spinning process: about one core
+    assert timing.unstable and "other processes kept" in timing.unstable_reason

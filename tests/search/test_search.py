@@ -389,3 +389,94 @@ def test_a_config_over_a_cap_is_never_built(tmp_path, monkeypatch) -> None:
     for t in trials:
         assert t.user_attrs["reason"].startswith("params_over_cap +") and "never built" in t.user_attrs["reason"]
         assert t.constraints["params_over_cap"] > 0
+
+
+def _unstable_after(stable_from: int):
+    """A Search.time stand-in: the first ``stable_from`` timings are unstable (busy machine)."""
+    import dataclasses
+
+    from nasbench.metrics.latency import time_models
+
+    calls = []
+
+    def timed(self, model, label, imgsz, plan):
+        real = time_models({label: model}, imgsz, device=self.device, threads=1, plan=plan)[label]
+        if plan.runs == 1:  # the one-run probe for far-over-budget candidates: not a timing that is judged
+            return real
+        calls.append(label)
+        if len(calls) <= stable_from:
+            return dataclasses.replace(real, unstable_reason="other processes kept 1.00 CPU cores busy")
+        return dataclasses.replace(real, unstable_reason="")
+    return timed, calls
+
+
+def test_an_unstable_timing_is_retimed_and_never_judged_on(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(st, "RETIME_PAUSE_S", 0.0)
+    timed, calls = _unstable_after(stable_from=99)  # never stable
+    monkeypatch.setattr(st.Search, "time", timed)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
+              "--study", "busy", "--no-presets", "--start", "sampler")
+    assert res.exit_code == 0, res.output
+    trial = load(tmp_path, "busy").trials[0]
+    assert len(calls) == 1 + st.RETIMES  # timed, then re-timed twice
+    assert trial.state == optuna.trial.TrialState.FAIL and "row" not in trial.user_attrs
+    assert trial.user_attrs["reason"].startswith("timing unstable in 3 attempts (other processes kept 1.00 CPU")
+
+
+def test_a_retimed_candidate_keeps_every_attempt_in_its_record(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(st, "RETIME_PAUSE_S", 0.0)
+    timed, calls = _unstable_after(stable_from=1)  # the second timing is stable
+    monkeypatch.setattr(st.Search, "time", timed)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
+              "--study", "calm", "--no-presets", "--start", "sampler")
+    assert res.exit_code == 0, res.output
+    row = load(tmp_path, "calm").trials[0].user_attrs["row"]
+    assert len(calls) == 2 and row["timing_unstable"] is False
+    first, second = row["timing_attempts"].split("; ")
+    assert first.endswith("(other processes kept 1.00 CPU cores busy)") and second.endswith("(stable)")
+
+
+def test_accepting_unstable_timings_judges_them_and_marks_them(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(st, "RETIME_PAUSE_S", 0.0)
+    timed, _calls = _unstable_after(stable_from=99)
+    monkeypatch.setattr(st.Search, "time", timed)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
+              "--study", "acc", "--no-presets", "--start", "sampler", "--unstable-timing", "accept")
+    assert res.exit_code == 0, res.output
+    trial = load(tmp_path, "acc").trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs["feasible"]
+    assert trial.user_attrs["row"]["timing_unstable"] is True
+
+
+def test_backend_is_stored_named_and_another_backend_is_refused(tmp_path, monkeypatch) -> None:
+    from nasbench.metrics import backends
+
+    # eager under another name, so the test needs neither ONNX nor a compiler
+    monkeypatch.setitem(backends._BUILDERS, "compile", lambda model, x, threads: (lambda: model(x), "stand-in"))
+    space = write_space(tmp_path)
+    res = cli(tmp_path, "--space", str(space), "--budget", "1s", "--trials", "1", "--no-train", "--no-presets",
+              "--backend", "compile")
+    assert res.exit_code == 0, res.output
+    name = "tiny-backbone-cpu-64px-1000ms-compile-costonly"
+    study = load(tmp_path, name)
+    assert study.user_attrs["backend"] == "compile" and study.trials[0].user_attrs["row"]["backend"] == "compile"
+    res = cli(tmp_path, "--space", str(space), "--budget", "1s", "--trials", "1", "--no-train", "--no-presets",
+              "--study", name)
+    assert res.exit_code == 2
+    assert f"study '{name}' was created with backend='compile', this run has 'eager'" in res.output
+    assert len(load(tmp_path, name).trials) == 1
+
+
+def test_a_backend_that_cannot_run_a_candidate_fails_that_trial(tmp_path, monkeypatch) -> None:
+    from nasbench.metrics import backends
+
+    def refuse(model, x, threads):
+        raise backends.BackendError("onnxruntime failed: an op the exporter does not know")
+
+    monkeypatch.setitem(backends._BUILDERS, "onnxruntime", refuse)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "2", "--no-train",
+              "--study", "ort", "--no-presets", "--backend", "onnxruntime")
+    assert res.exit_code == 0, res.output
+    trials = load(tmp_path, "ort").trials
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert all(t.user_attrs["reason"] == "onnxruntime failed: an op the exporter does not know" for t in trials)

@@ -1,0 +1,133 @@
+"""Does a model's latency depend on what ran before it in the process? Before and after.
+
+For each model, every situation of ``latency_scenario.py`` (alone in a compare, after the
+fvcore/thop cross-check, first or last among other models, inside a search trial, and
+``torch.utils.benchmark.Timer`` in a fresh process with glibc's default heap and with the
+heap kept as nasbench keeps it) runs in a fresh process, in rounds: every round runs every
+(version, model, situation) once, in a shuffled order, so this machine's drift (two speed
+regimes 1.5x apart with 2 threads, switching every few seconds) hits all of them alike.
+Each figure is divided by the same round's ``timer_kept`` figure of the same model and
+version, and the median of those ratios over the rounds is reported.
+
+"before" is the code at ``--before`` (checked out into a temporary git worktree and put
+first on PYTHONPATH), "after" is this checkout.
+
+    python benchmarks/latency_consistency.py --before <commit> --rounds 6 \
+        --out benchmarks/results/latency_consistency_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_out import emit  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "benchmarks" / "latency_scenario.py"
+SITUATIONS = ("alone", "crosscheck", "first", "last", "trial", "timer", "timer_kept")
+REFERENCE = "timer_kept"
+OTHERS = {"mobilevit_xxs": ["efficientvit_m0", "ghostnetv3_100"], "efficientvit_m0": ["mobilevit_xxs",
+          "ghostnetv3_100"], "ghostnetv3_100": ["mobilevit_xxs", "efficientvit_m0"]}
+
+
+def run_one(code: Path, situation: str, model: str, threads: int) -> dict:
+    others = OTHERS.get(model, ["mobilevit_xxs", "efficientvit_m0"])
+    env = dict(os.environ, PYTHONPATH=str(code), PYTHONWARNINGS="ignore")
+    out = subprocess.run([sys.executable, str(SCENARIO), situation, model, "--threads", str(threads),
+                          "--others", *others], capture_output=True, text=True, env=env, cwd=code, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{situation} {model} failed in {code}: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worktree(ref: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="nasbench-before-"))
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True,
+                   capture_output=True)
+    return path
+
+
+def collect(versions: dict[str, Path], models: list[str], rounds: int, threads: int, log) -> dict:
+    """results[version][model][situation] = list of per-round medians (ms)."""
+    results = {v: {m: {s: [] for s in SITUATIONS} for m in models} for v in versions}
+    rng = random.Random(0)
+    for r in range(rounds):
+        jobs = [(v, m, s) for v in versions for m in models for s in SITUATIONS]
+        rng.shuffle(jobs)
+        for v, m, s in jobs:
+            results[v][m][s].append(run_one(versions[v], s, m, threads)["median_ms"])
+        log(f"round {r + 1}/{rounds} done")
+    return results
+
+
+def ratios(per_round: dict[str, list[float]]) -> dict[str, tuple[float, float, float]]:
+    """situation -> (median, min, max) over rounds of its ratio to the same round's reference."""
+    ref = per_round[REFERENCE]
+    out = {}
+    for s, values in per_round.items():
+        r = [v / ref[i] for i, v in enumerate(values)]
+        out[s] = (statistics.median(r), min(r), max(r))
+    return out
+
+
+def table(results: dict, models: list[str]) -> list[str]:
+    lines = ["| model | code | " + " | ".join(SITUATIONS) + " | worst of compare/trial vs timer_kept |",
+             "|---|---|" + "---:|" * (len(SITUATIONS) + 1)]
+    for m in models:
+        for v in results:
+            rs = ratios(results[v][m])
+            cells = [f"{rs[s][0]:.3f} ({rs[s][1]:.2f}-{rs[s][2]:.2f})" for s in SITUATIONS]
+            worst = max(abs(rs[s][0] - 1) for s in ("alone", "crosscheck", "first", "last", "trial"))
+            ref_ms = statistics.median(results[v][m][REFERENCE])
+            lines.append(f"| {m} ({ref_ms:.2f} ms) | {v} | " + " | ".join(cells) + f" | {100 * worst:.1f}% |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", required=True, help="git ref of the code before the change")
+    parser.add_argument("--models", nargs="+", default=["mobilevit_xxs", "efficientvit_m0", "ghostnetv3_100"])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    started = time.monotonic()
+    before = worktree(args.before)
+    try:
+        versions = {"before": before, "after": REPO}
+        results = collect(versions, args.models, args.rounds, args.threads,
+                          lambda s: print(s, file=sys.stderr, flush=True))
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], check=False)
+    import torch
+
+    lines = ["# Latency consistency: the same model, whatever ran before it", "",
+             f"Command: `python benchmarks/latency_consistency.py --before {args.before} --rounds {args.rounds} "
+             f"--threads {args.threads}{f' --out {args.out}' if args.out else ''}` "
+             f"({(time.monotonic() - started) / 60:.0f} min).", "",
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+             f"{torch.__version__}, Python {platform.python_version()}; {args.threads} torch thread(s).", "",
+             "Each cell: the median over rounds of (this situation's median latency) / (the same round's "
+             f"`{REFERENCE}` median of the same model and code), with the smallest and largest ratio of the "
+             "rounds; the reference's own latency is in the model column. Every figure is a fresh process. "
+             "`timer` is `torch.utils.benchmark.Timer` with glibc's default heap, `timer_kept` with the heap kept "
+             "as nasbench keeps it (mmap and trim off); the others are nasbench's own code paths (see "
+             "benchmarks/latency_scenario.py).", "",
+             *table(results, args.models), "",
+             "Raw per-round medians (ms): " + json.dumps(results), ""]
+    emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()

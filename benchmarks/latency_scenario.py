@@ -1,0 +1,92 @@
+"""One timing of one model in one situation, in a fresh process: the unit of
+``latency_consistency.py``. Prints one JSON line: {"median_ms": ..., "faults_per_run": ...}.
+
+    python benchmarks/latency_scenario.py SCENARIO MODEL --threads 1 [--others A B]
+
+Scenarios (what ran in the process before the model was timed):
+- alone:       ``nasbench.compare([MODEL], crosscheck=False)``
+- crosscheck:  ``nasbench.compare([MODEL])`` (fvcore and thop run first)
+- first/last:  ``nasbench.compare`` with MODEL first / last among MODEL and --others
+- trial:       the search's own measure path, after an accuracy estimate of another model
+               (what a search trial has in its history: the previous trial's scores)
+- timer:       ``torch.utils.benchmark.Timer`` on the deploy-form model, nothing else
+- timer_kept:  the same, with the host heap kept as nasbench keeps it (steady_heap)
+
+Whichever ``nasbench`` is first on PYTHONPATH is measured (the consistency benchmark points
+it at a checkout of the code before the change for its "before" column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+
+
+def timer_ms(model_name: str, threads: int, keep_heap: bool) -> float:
+    import torch
+    from torch.utils.benchmark import Timer
+
+    from nasbench import zoo
+    from nasbench.families.base import fuse_for_deploy
+
+    if keep_heap:
+        from nasbench.metrics.latency import steady_heap
+
+        steady_heap()
+    torch.set_num_threads(threads)
+    spec = zoo.resolve(model_name)
+    model = fuse_for_deploy(spec.build()).eval()
+    x = torch.randn(1, 3, spec.native_imgsz, spec.native_imgsz)
+    with torch.inference_mode():
+        for _ in range(10):
+            model(x)
+        measured = Timer("model(x)", globals={"model": model, "x": x}, num_threads=threads).blocked_autorange(
+            min_run_time=3.0)
+    return measured.median * 1e3
+
+
+def compare_ms(names: list[str], target: str, threads: int, crosscheck: bool) -> float:
+    import nasbench
+
+    frame = nasbench.compare(names, device="cpu", threads=threads, crosscheck=crosscheck)
+    return float(frame.set_index("name").loc[target, "latency_ms"])
+
+
+def trial_ms(model_name: str, other: str, threads: int) -> float:
+    from nasbench import zoo
+    from nasbench.estimate import estimate_spec, get_estimator
+    from nasbench.nas.space import resolve_space_arg
+    from nasbench.nas.study import Search, SearchOptions
+
+    spec = zoo.resolve(other)
+    estimate_spec(spec, spec.native_imgsz, get_estimator("default"))  # the previous trial's scores
+    target = zoo.resolve(model_name)
+    search = Search(resolve_space_arg(target.family), SearchOptions(budget_ms=1e6, device="cpu", threads=threads,
+                                                                    objective="macs"))
+    row, _rejected = search.measure(target, model_name, target.native_imgsz)
+    return float(row["latency_ms"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=["alone", "crosscheck", "first", "last", "trial", "timer", "timer_kept"])
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--others", nargs="*", default=[])
+    args = parser.parse_args()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    if args.scenario in ("timer", "timer_kept"):
+        ms = timer_ms(args.model, args.threads, args.scenario == "timer_kept")
+    elif args.scenario == "trial":
+        ms = trial_ms(args.model, args.others[0], args.threads)
+    else:
+        names = {"alone": [args.model], "crosscheck": [args.model], "first": [args.model, *args.others],
+                 "last": [*args.others, args.model]}[args.scenario]
+        ms = compare_ms(names, args.model, args.threads, crosscheck=args.scenario != "alone")
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    print(json.dumps({"median_ms": ms, "process_faults": faults}))
+
+
+if __name__ == "__main__":
+    main()
