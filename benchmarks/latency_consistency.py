@@ -9,8 +9,9 @@ regimes 1.5x apart with 2 threads, switching every few seconds) hits all of them
 Each figure is divided by the same round's ``timer_kept`` figure of the same model and
 version, and the median of those ratios over the rounds is reported.
 
-"before" is the code at ``--before`` (checked out into a temporary git worktree and put
-first on PYTHONPATH), "after" is this checkout.
+"before" is the code at ``--before``, "after" the code at ``--after`` (default HEAD), each
+checked out into a temporary git worktree and put first on PYTHONPATH, so editing the
+checkout while this runs changes nothing.
 
     python benchmarks/latency_consistency.py --before <commit> --rounds 6 \
         --out benchmarks/results/latency_consistency_cpu.md
@@ -97,23 +98,25 @@ def table(results: dict, models: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="git ref of the code before the change")
+    parser.add_argument("--after", default="HEAD", help="git ref of the code after it")
     parser.add_argument("--models", nargs="+", default=["mobilevit_xxs", "efficientvit_m0", "ghostnetv3_100"])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = time.monotonic()
-    before = worktree(args.before)
+    versions = {"before": worktree(args.before), "after": worktree(args.after)}
     try:
-        versions = {"before": before, "after": REPO}
         results = collect(versions, args.models, args.rounds, args.threads,
                           lambda s: print(s, file=sys.stderr, flush=True))
     finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)], check=False)
+        for path in versions.values():
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
     import torch
 
     lines = ["# Latency consistency: the same model, whatever ran before it", "",
-             f"Command: `python benchmarks/latency_consistency.py --before {args.before} --rounds {args.rounds} "
+             f"Command: `python benchmarks/latency_consistency.py --before {args.before} --after {args.after} "
+             f"--rounds {args.rounds} "
              f"--threads {args.threads}{f' --out {args.out}' if args.out else ''}` "
              f"({(time.monotonic() - started) / 60:.0f} min).", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
