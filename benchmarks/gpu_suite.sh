@@ -6,7 +6,8 @@
 #
 # It installs what the GPU machine lacks from .whl/ (only when not importable), records the
 # device, driver and versions, runs the gpu-marked tests, compares every preset at fp32 and
-# fp16, times rtdetr_l at 640 px (batch 1, fp16 and fp32), and runs a 20-trial cost-only
+# fp16 (eager and CUDA-graph replay, with the roofline bound), times rtdetr_l at 640 px
+# (batch 1, fp16 and fp32), three presets on torch.compile, and runs a 20-trial cost-only
 # search on CUDA. With CUDA_VISIBLE_DEVICES= it runs end to end on a CPU: the gpu tests skip
 # with their reason and every CUDA step says it was skipped.
 set -uo pipefail
@@ -49,13 +50,17 @@ if [ "$CUDA" != 1 ]; then
 fi
 PRESETS=$(python3 -c "from nasbench import zoo; print(' '.join(n for n in zoo.all_presets() if n != 'hgnetv2_l'))")
 for dtype in fp32 fp16; do
-  log "compare every preset, $dtype"
-  $NB compare $PRESETS --device cuda --dtype "$dtype" --csv "$OUT/compare_$dtype.csv" --out "$OUT/compare_$dtype" \
-    > "$OUT/compare_$dtype.txt" 2>&1 || log "compare $dtype failed (see compare_$dtype.txt)"
+  log "compare every preset, $dtype, eager and CUDA-graph replay, with the roofline bound"
+  $NB compare $PRESETS --device cuda --dtype "$dtype" --cuda-graph --csv "$OUT/compare_$dtype.csv" \
+    --out "$OUT/compare_$dtype" > "$OUT/compare_$dtype.txt" 2>&1 || log "compare $dtype failed (see compare_$dtype.txt)"
   log "rtdetr_l at 640 px, batch 1, $dtype (the seed quotes 11.6 ms on a T4 with TensorRT fp16: other hardware)"
   $NB compare rtdetr_l hgnetv2_l --device cuda --dtype "$dtype" --csv "$OUT/rtdetr_l_$dtype.csv" \
     --out "$OUT/rtdetr_l_$dtype" > "$OUT/rtdetr_l_$dtype.txt" 2>&1 || log "rtdetr_l $dtype failed"
 done
+log "torch.compile on CUDA for three presets (compile time is setup, not latency)"
+$NB compare mobilevit_xxs efficientvit_m0 ghostnetv3_100 --device cuda --backend compile --no-crosscheck \
+  --csv "$OUT/compare_compile.csv" --out "$OUT/compare_compile" > "$OUT/compare_compile.txt" 2>&1 \
+  || log "compile compare failed (see compare_compile.txt)"
 log "20-trial cost-only search on CUDA"
 $NB search --space mobilevit --budget 5ms --no-train --trials 20 --device cuda --no-presets \
   --storage "sqlite:///$OUT/search.db" --out "$OUT/search" > "$OUT/search.txt" 2>&1 || log "search failed"

@@ -59,15 +59,22 @@ def worktree(ref: str) -> Path:
     return path
 
 
-def collect(versions: dict[str, Path], models: list[str], rounds: int, threads: int, log) -> dict:
-    """results[version][model][situation] = list of per-round medians (ms)."""
+def collect(versions: dict[str, Path], models: list[str], rounds: int, threads: int, log,
+            partial: Path | None = None) -> dict:
+    """results[version][model][situation] = list of per-round medians (ms); each finished round
+    is also written to ``partial`` (a run cut short keeps its rounds)."""
     results = {v: {m: {s: [] for s in SITUATIONS} for m in models} for v in versions}
     rng = random.Random(0)
     for r in range(rounds):
         jobs = [(v, m, s) for v in versions for m in models for s in SITUATIONS]
         rng.shuffle(jobs)
+        done = {}
         for v, m, s in jobs:
-            results[v][m][s].append(run_one(versions[v], s, m, threads)["median_ms"])
+            done[v, m, s] = run_one(versions[v], s, m, threads)["median_ms"]
+        for (v, m, s), ms in done.items():
+            results[v][m][s].append(ms)
+        if partial is not None:
+            partial.write_text(json.dumps(results))
         log(f"round {r + 1}/{rounds} done")
     return results
 
@@ -103,12 +110,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--partial", type=Path, default=None, help="JSON of the rounds finished so far")
     args = parser.parse_args()
     started = time.monotonic()
     versions = {"before": worktree(args.before), "after": worktree(args.after)}
     try:
         results = collect(versions, args.models, args.rounds, args.threads,
-                          lambda s: print(s, file=sys.stderr, flush=True))
+                          lambda s: print(s, file=sys.stderr, flush=True), args.partial)
     finally:
         for path in versions.values():
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)

@@ -22,7 +22,7 @@ import torch
 from nasbench.metrics.latency import device_name, resolve_device
 from nasbench.nas.study import PROBE_VAL_IMAGES
 from nasbench.proxy.data import load_data
-from nasbench.proxy.train import train_proxy
+from nasbench.proxy.train import EvalPlan, Recipe, train_proxy
 from nasbench.zoo import resolve
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
@@ -33,8 +33,8 @@ def one_trial(name: str, data, *, probe_val: int | None, steps: int, batch: int,
     torch.manual_seed(0)
     model = resolve(name).build(num_classes=data.num_classes)
     start = time.perf_counter()
-    result = train_proxy(model, data, steps=steps, batch=batch, device=device, seed=0, evals=evals,
-                         probe_val=probe_val)
+    result = train_proxy(model, data, Recipe(steps=steps, batch=batch), EvalPlan(evals=evals, probe_val=probe_val),
+                         device=device, seed=0)
     return time.perf_counter() - start, result.top1
 
 

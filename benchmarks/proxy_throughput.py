@@ -64,6 +64,7 @@ from nasbench.metrics.latency import device_name
 from nasbench.proxy.augment import BatchAugmenter, choose_policy
 from nasbench.proxy.data import IMAGE_SUFFIXES, load_data
 from nasbench.proxy.train import (
+    EvalPlan,
     WeightEma,
     adamw,
     batch_indices,
@@ -72,6 +73,7 @@ from nasbench.proxy.train import (
     resolve_device,
     train_proxy,
 )
+from nasbench.proxy.train import Recipe as TrainRecipe
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,8 +252,9 @@ def ours_run(model: nn.Module, data_dir: Path, *, steps: int, batch: int, lr: fl
     start = time.perf_counter()
     data = load_data(data_dir).to(device)  # counted: the one-off decode is part of our cost
     decode_s = time.perf_counter() - start
-    result = train_proxy(model, data, steps=steps, batch=batch, lr=lr, device=device, seed=seed, evals=1,
-                         amp=amp, progress=mark, mixup=recipe.mixup, cutmix=recipe.cutmix, ema=recipe.ema)
+    result = train_proxy(model, data, TrainRecipe(steps=steps, batch=batch, lr=lr, amp=amp, mixup=recipe.mixup,
+                                                  cutmix=recipe.cutmix, ema=recipe.ema),
+                         EvalPlan(evals=1), device=device, seed=seed, progress=mark)
     steady = (steps - 1 - skip) * batch / (marks[steps - 1] - marks[skip])
     return steady, steps * batch / (decode_s + result.train_s)
 

@@ -38,7 +38,7 @@ from scipy import stats
 
 from nasbench.metrics.latency import device_name
 from nasbench.proxy.data import load_data
-from nasbench.proxy.train import train_proxy
+from nasbench.proxy.train import EvalPlan, Recipe, train_proxy
 from nasbench.zoo import resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +72,8 @@ def train_one(preset: str, data, *, steps: int, seed: int, batch: int, lr: float
     torch.manual_seed(seed)  # fixed initial weights per seed
     model = resolve(preset).build(num_classes=data.num_classes)
     start = time.perf_counter()
-    result = train_proxy(model, data, steps=steps, batch=batch, lr=lr, device=device, seed=seed, evals=1)
+    result = train_proxy(model, data, Recipe(steps=steps, batch=batch, lr=lr), EvalPlan(evals=1), device=device,
+                         seed=seed)
     return {"preset": preset, "steps": steps, "seed": seed, "params": result.params, "top1": result.top1,
             "val_loss": result.val_loss, "diverged": result.diverged, "wall_s": time.perf_counter() - start,
             "train_s": result.train_s, "images_per_s": result.images_per_s}

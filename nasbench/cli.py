@@ -153,6 +153,10 @@ def _timing_options(f):
         click.option("--no-fuse", is_flag=True, help="Measure the training form (BN and rep-branches unfolded)."),
         click.option("--backend", type=click.Choice(BACKENDS), default="eager", show_default=True,
                      help=BACKEND_HELP + " The --detector columns stay eager."),
+        click.option("--cuda-graph", is_flag=True,
+                     help="Also time each forward replayed from a CUDA graph (--device cuda, --backend eager): a "
+                          "latency_graph_ms column beside latency_ms shows what kernel launches cost. A model that "
+                          "cannot be captured gets one line and keeps its eager figures."),
         click.option("--refresh-peaks", is_flag=True,
                      help="Measure this device's peak FLOP/s and bandwidth again (the roofline bound's roofs; "
                           "otherwise measured once per device, dtype and thread count, then read from the cache)."),
@@ -182,8 +186,8 @@ def _timing_options(f):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report directory [default: reports/compare-<timestamp>/].")
 def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, runs, warmup, time_limit,
-                no_fuse, backend, refresh_peaks, no_crosscheck, by_module, detector, det_imgsz, estimator, csv_path,
-                out_dir) -> None:
+                no_fuse, backend, cuda_graph, refresh_peaks, no_crosscheck, by_module, detector, det_imgsz, estimator,
+                csv_path, out_dir) -> None:
     """Measure MODELS side by side: params, MACs (+ fvcore/thop cross-checks), latency.
 
     MODELS are preset names (`nasbench models`), config files (.yaml/.json with
@@ -223,6 +227,7 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
         fuse=not no_fuse, crosscheck=not no_crosscheck,
         plan=TimingPlan(warmup=warmup, runs=runs, rounds=min(5, runs), time_limit_s=time_limit),
         detector=detector, det_imgsz=det_imgsz, estimator=estimator, backend=backend, refresh_peaks=refresh_peaks,
+        cuda_graph=cuda_graph,
     )
     with err_console.status("measuring") as status:
         frame = compare_models(list(models), opts, log=lambda s: status.update(s))
@@ -251,6 +256,9 @@ def _print_context(frame) -> None:
     if "peaks_what" in frame.attrs:
         console.print(frame.attrs["peaks_what"], highlight=False, soft_wrap=True)
     for _, row in frame.iterrows():
+        if isinstance(row.get("graph_error"), str):
+            console.print(styled((f"{row['name']}: no CUDA-graph figure: {row['graph_error']}", "yellow")),
+                          highlight=False)
         if isinstance(row.get("backend_error"), str):
             console.print(styled((f"{row['name']}: not timed: {row['backend_error']}", "yellow")), highlight=False)
     unstable = frame[frame["timing_unstable"].astype(bool)] if "timing_unstable" in frame.columns else frame.iloc[:0]

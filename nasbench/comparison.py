@@ -20,8 +20,16 @@ from nasbench.detector import measure as det
 from nasbench.errors import UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.metrics.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
-from nasbench.metrics.latency import DTYPES, Timing, TimingPlan, resolve_device, time_models, torch_settings
-from nasbench.metrics.roofline import Peaks, device_peaks, roofline_columns
+from nasbench.metrics.latency import (
+    DTYPES,
+    Timing,
+    TimingPlan,
+    check_cuda_graph,
+    resolve_device,
+    time_models,
+    torch_settings,
+)
+from nasbench.metrics.roofline import Peaks, device_peaks, peaks_line, roofline_columns
 
 Log = Callable[[str], None]
 
@@ -43,6 +51,7 @@ class CompareOptions:
     backend: str = "eager"  # runtime the backbones are timed on (nasbench.metrics.backends); detectors stay eager
     roofline: bool = True  # bound_ms and latency_vs_bound columns (the device's peaks measured once, cached)
     refresh_peaks: bool = False  # measure the device's peak rates again instead of reading the cache
+    cuda_graph: bool = False  # also time CUDA-graph replay of each forward (latency_graph_* columns)
 
 
 @dataclass
@@ -157,6 +166,9 @@ def result_row(cand: Candidate, timing: Timing, batch: int, peaks: Peaks | None)
         "other_load_cores": timing.other_load_cores, "faults_per_run": timing.faults_per_run,
         "timing_unstable": timing.unstable, "timing_note": timing.unstable_reason, "allocator": timing.allocator,
     }
+    if timing.graph_median_ms is not None or timing.graph_error:
+        row.update(latency_graph_ms=timing.graph_median_ms, latency_graph_p10_ms=timing.graph_p10_ms,
+                   latency_graph_p90_ms=timing.graph_p90_ms, graph_error=timing.graph_error)
     if peaks is not None:
         row.update(roofline_columns(cand.cost, batch, DTYPES[timing.dtype].itemsize, peaks, timing.median_ms),
                    peak_gflops=peaks.flops_per_s / 1e9, peak_gbytes_per_s=peaks.bytes_per_s / 1e9)
@@ -167,8 +179,9 @@ def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: 
     """Measure every named (or already resolved) model; one DataFrame row each, in the order given.
 
     ``frame.attrs`` adds what the rows do not hold: what was timed and how (``timing_what``,
-    ``warmup_runs``, ``runs_asked``, ``time_limit_s``), the wall time (``wall_s``) and each
-    zoo model's config mapping (``configs``: label -> family + knobs, for the report).
+    ``warmup_runs``, ``runs_asked``, ``time_limit_s``, ``peaks_what``), the wall time
+    (``wall_s``) and each zoo model's config mapping (``configs``: label -> family + knobs,
+    for the report).
     """
     started_s = time.monotonic()
     if not names:
@@ -177,61 +190,66 @@ def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: 
     if opts.detector and not any(det.is_baseline(s) for s in specs):
         specs.append(det.baseline_spec())  # the Δ columns need the reference row
     device = resolve_device(opts.device)
+    check_cuda_graph(opts.cuda_graph, device, opts.backend)  # before anything is built
+    candidates = build_candidates(specs, opts, log)
+    if opts.detector:  # built (and bad backbones rejected) before anything is timed
+        det_opts = det.DetectorOptions(imgsz=opts.det_imgsz, batch=opts.batch, device=device, dtype=opts.dtype,
+                                       channels_last=opts.channels_last, threads=opts.threads, fuse=opts.fuse,
+                                       thop=opts.crosscheck, plan=opts.plan)
+        dets, baseline_label = det.build_detectors({c.label: c.spec for c in candidates}, det_opts, log)
+    crosscheck = crosscheck_columns(candidates, opts.crosscheck, log)
+    timings = time_candidates(candidates, device, opts, log)
+    peaks = peaks_for(device, opts.dtype, opts.threads, opts.refresh_peaks, log) if opts.roofline else None
+    detectors = det.time_detectors(dets, baseline_label, det_opts, log) if opts.detector else None
+    estimates = {c.label: estimate_columns(c, opts.estimator, log) for c in candidates} if opts.estimator else {}
+    rows = [{**result_row(c, timings[c.label], opts.batch, peaks), **crosscheck[c.label],
+             **(detectors.rows[c.label] if detectors else {}), **published_columns(c), **estimates.get(c.label, {})}
+            for c in candidates]
+    frame = pd.DataFrame(rows)
+    for col in ("macs_fvcore", "macs_thop", "det_macs_thop_x2"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype("Int64")  # integers that may be missing
+    frame.attrs.update(timing_what=next(iter(timings.values())).what, warmup_runs=opts.plan.warmup,
+                       runs_asked=opts.plan.runs, time_limit_s=opts.plan.time_limit_s,
+                       configs=model_configs(candidates), wall_s=time.monotonic() - started_s)
+    if peaks is not None:
+        frame.attrs["peaks_what"] = peaks_line(peaks)
+    if detectors:
+        frame.attrs["det_timing_what"] = detectors.what
+    return frame
+
+
+def build_candidates(specs: list[zoo.ModelSpec], opts: CompareOptions, log: Log) -> list[Candidate]:
+    """Every model built, folded and counted (a model that cannot be built fails here, before any timing)."""
     candidates = []
     for spec, label in zip(specs, unique_labels([s.name for s in specs])):
         log(f"building {label}")
         cand = prepare(spec, label, opts)
         cand.cost = measure_cost(cand)
         candidates.append(cand)
-    if opts.detector:  # built (and bad backbones rejected) before anything is timed
-        det_opts = det.DetectorOptions(imgsz=opts.det_imgsz, batch=opts.batch, device=device, dtype=opts.dtype,
-                                       channels_last=opts.channels_last, threads=opts.threads, fuse=opts.fuse,
-                                       thop=opts.crosscheck, plan=opts.plan)
-        dets, baseline_label = det.build_detectors({c.label: c.spec for c in candidates}, det_opts, log)
+    return candidates
 
-    crosscheck = {c.label: (None, None) for c in candidates}
-    if opts.crosscheck:
-        for c in candidates:
+
+def crosscheck_columns(candidates: list[Candidate], enabled: bool, log: Log) -> dict[str, dict]:
+    """fvcore's and thop's MAC counts of each model (None when disabled or when they fail)."""
+    columns = {}
+    for c in candidates:
+        if enabled:
             log(f"cross-checking {c.label} with fvcore and thop")
-            crosscheck[c.label] = (macs_fvcore(c.model, c.imgsz), macs_thop(c.model, c.imgsz))
+        columns[c.label] = {"macs_fvcore": macs_fvcore(c.model, c.imgsz) if enabled else None,
+                            "macs_thop": macs_thop(c.model, c.imgsz) if enabled else None}
+    return columns
 
+
+def time_candidates(candidates: list[Candidate], device: torch.device, opts: CompareOptions,
+                    log: Log) -> dict[str, Timing]:
+    """All models timed together in alternating rounds on the chosen backend."""
     log(f"timing {len(candidates)} model(s) on {device}, {opts.backend} (alternating rounds)")
     try:
-        timings = time_models(
-            {c.label: c.model for c in candidates},
-            {c.label: c.imgsz for c in candidates},
-            batch=opts.batch, device=device, dtype=opts.dtype, channels_last=opts.channels_last,
-            threads=opts.threads, plan=opts.plan, backend=opts.backend,
-        )
+        return time_models({c.label: c.model for c in candidates}, {c.label: c.imgsz for c in candidates},
+                           batch=opts.batch, device=device, dtype=opts.dtype, channels_last=opts.channels_last,
+                           threads=opts.threads, plan=opts.plan, backend=opts.backend, cuda_graph=opts.cuda_graph)
     except torch.cuda.OutOfMemoryError:
         raise UserError(f"out of GPU memory at batch {opts.batch}; try a smaller --batch or --imgsz") from None
     except RuntimeError as exc:
-        line = first_line(exc)
-        raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {line}") from None
-
-    peaks = peaks_for(device, opts.dtype, opts.threads, opts.refresh_peaks, log) if opts.roofline else None
-    detectors = det.time_detectors(dets, baseline_label, det_opts, log) if opts.detector else None
-    # after all timing: estimating allocates and frees much memory, which would change later timings
-    estimates = {c.label: estimate_columns(c, opts.estimator, log) for c in candidates} if opts.estimator else {}
-
-    rows = []
-    for c in candidates:
-        row = result_row(c, timings[c.label], opts.batch, peaks)
-        fv, th = crosscheck[c.label]
-        row.update(macs_fvcore=fv, macs_thop=th, **(detectors.rows[c.label] if detectors else {}),
-                   **published_columns(c), **estimates.get(c.label, {}))
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    for col in ("macs_fvcore", "macs_thop", "det_macs_thop_x2"):
-        if col in frame.columns:
-            frame[col] = frame[col].astype("Int64")  # integers that may be missing
-    frame.attrs["timing_what"] = next(iter(timings.values())).what
-    if peaks is not None:
-        from nasbench.metrics.roofline import peaks_line
-
-        frame.attrs["peaks_what"] = peaks_line(peaks)
-    frame.attrs.update(warmup_runs=opts.plan.warmup, runs_asked=opts.plan.runs, time_limit_s=opts.plan.time_limit_s,
-                       configs=model_configs(candidates), wall_s=time.monotonic() - started_s)
-    if detectors:
-        frame.attrs["det_timing_what"] = detectors.what
-    return frame
+        raise UserError(f"timing failed on {device} with dtype {opts.dtype}: {first_line(exc)}") from None

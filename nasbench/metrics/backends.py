@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nasbench.errors import first_line
-from nasbench.options import BACKENDS
+
 
 class BackendError(Exception):
     """One line: why this backend cannot run this model."""

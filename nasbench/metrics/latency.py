@@ -31,14 +31,14 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from nasbench.errors import UserError
+from nasbench.errors import UserError, first_line
 from nasbench.metrics import backends
-from nasbench.metrics.cost import MethodAsModule
+from nasbench.options import BACKENDS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -75,6 +75,10 @@ class Timing:
     allocator: str = ""
     unstable_reason: str = ""  # empty when the figure can be trusted
     error: str | None = None  # the backend could not run this model: every figure is NaN
+    graph_median_ms: float | None = None  # CUDA-graph replay of the same forward (cuda_graph=True)
+    graph_p10_ms: float | None = None
+    graph_p90_ms: float | None = None
+    graph_error: str | None = None  # why the forward could not be captured (then graph_* stay None)
 
     @property
     def unstable(self) -> bool:
@@ -264,39 +268,93 @@ def time_models(
     channels_last: bool = False,
     threads: int | None = None,
     plan: TimingPlan = TimingPlan(),
-    forward: str = "forward",
     backend: str = "eager",
+    cuda_graph: bool = False,
 ) -> dict[str, Timing]:
     """Time each model's forward in alternating rounds; returns name -> Timing.
 
     ``imgsz`` may be per model. Models are moved to the device and dtype in place. The
     thread count and ``cudnn.benchmark`` are set for the timing only and restored after.
     A model the backend cannot run gets a Timing with ``error`` set and NaN figures.
+    ``cuda_graph`` also times the forward replayed from a CUDA graph, in the same rounds
+    (``graph_*`` fields): the difference is what kernel launches cost.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype '{dtype}' (use {', '.join(DTYPES)})")
-    if backend not in backends.BACKENDS:
-        raise UserError(f"unknown backend '{backend}' (use {', '.join(backends.BACKENDS)})")
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}' (use {', '.join(BACKENDS)})")
+    check_cuda_graph(cuda_graph, dev, backend)
     allocator = steady_heap()
     with torch_settings(threads, cudnn_benchmark=True if dev.type == "cuda" else None):
         used_threads = torch.get_num_threads()
-        prepared, shapes, errors = _prepare_calls(models, imgsz, batch, dev, DTYPES[dtype], channels_last, forward,
-                                                  backend, used_threads)
-        samples, peak_mem, chunks, rounds, time_limited = _sample({n: p.call for n, p in prepared.items()}, dev, plan)
+        prepared, shapes, errors = _prepare_calls(models, imgsz, batch, dev, DTYPES[dtype], channels_last, backend,
+                                                  used_threads)
+        calls = {n: p.call for n, p in prepared.items()}
+        graphs, graph_errors = capture_graphs(calls, dev) if cuda_graph else ({}, {})
+        samples, peak_mem, chunks, rounds, time_limited = _sample(
+            {**calls, **{graph_key(n): g for n, g in graphs.items()}}, dev, plan)
     context = dict(
         device=dev.type, device_name=device_name(dev), dtype=dtype, batch=batch, threads=used_threads,
         channels_last=channels_last, torch_version=torch.__version__,
         cuda_version=torch.version.cuda if dev.type == "cuda" else None, warmup=plan.warmup,
         time_limited=time_limited, backend=backend, allocator=allocator,
-        what=(f"{forward}() on {backend} in eval + inference_mode, batch {batch}, {dtype}"
+        what=(f"forward() on {backend} in eval + inference_mode, batch {batch}, {dtype}"
               f"{', channels_last' if channels_last else ''}, {'CUDA events' if dev.type == 'cuda' else 'perf_counter'}"
               f", alternating {rounds} rounds over {len(prepared)} model(s)"),
     )
     results = {name: _failed(message, shapes[name], context) for name, message in errors.items()}
-    for name, times in samples.items():
-        results[name] = _summary(times, prepared[name], chunks[name], peak_mem[name], shapes[name], plan, context)
+    for name in prepared:
+        timing = _summary(samples[name], prepared[name], chunks[name], peak_mem[name], shapes[name], plan, context)
+        if cuda_graph:
+            timing = _with_graph(timing, samples.get(graph_key(name)), graph_errors.get(name))
+        results[name] = timing
     return {name: results[name] for name in models}
+
+
+def check_cuda_graph(cuda_graph: bool, dev: torch.device, backend: str) -> None:
+    if cuda_graph and dev.type != "cuda":
+        raise UserError("--cuda-graph needs --device cuda (CUDA graphs replay GPU kernels)")
+    if cuda_graph and backend != "eager":
+        raise UserError(f"--cuda-graph replays eager forwards; {backend} manages its own launches: use --backend "
+                        "eager with it")
+
+
+def graph_key(name: str) -> str:
+    return f"{name}\0cuda-graph"
+
+
+def capture_graphs(calls: Mapping[str, Callable[[], object]], dev: torch.device):
+    """Each forward captured into a CUDA graph (after warm-up on a side stream, as capture
+    requires): (name -> replay, name -> one line for a forward that cannot be captured, e.g.
+    one that synchronises or reads a value on the host)."""
+    graphs: dict[str, Callable[[], object]] = {}
+    errors: dict[str, str] = {}
+    with torch.inference_mode():
+        for name, call in calls.items():
+            try:
+                side = torch.cuda.Stream(dev)
+                side.wait_stream(torch.cuda.current_stream(dev))
+                with torch.cuda.stream(side):
+                    for _ in range(3):
+                        call()
+                torch.cuda.current_stream(dev).wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    call()
+                graphs[name] = graph.replay
+            except Exception as exc:  # noqa: BLE001 - any capture failure: this model keeps its eager figure
+                torch.cuda.synchronize(dev)
+                errors[name] = f"cannot be captured in a CUDA graph: {type(exc).__name__}: {first_line(exc)}"
+    return graphs, errors
+
+
+def _with_graph(timing: Timing, times: list[float] | None, error: str | None) -> Timing:
+    if not times:
+        return replace(timing, graph_error=error or "not captured")
+    ordered = sorted(times)
+    return replace(timing, graph_median_ms=statistics.median(ordered), graph_p10_ms=_percentile(ordered, 0.10),
+                   graph_p90_ms=_percentile(ordered, 0.90))
 
 
 def _summary(times: list[float], prepared: backends.Prepared, chunk: _Chunk, peak_mem: int | None,
@@ -322,7 +380,7 @@ def _failed(message: str, shape: tuple[int, ...], context: dict) -> Timing:
 
 
 def _prepare_calls(models: Mapping[str, nn.Module], imgsz: int | Mapping[str, int], batch: int, dev: torch.device,
-                   torch_dtype: torch.dtype, channels_last: bool, forward: str, backend: str, threads: int):
+                   torch_dtype: torch.dtype, channels_last: bool, backend: str, threads: int):
     """Each model moved to the device/dtype/layout with its own input and put on the backend:
     (name -> Prepared, name -> input shape, name -> why the backend could not run it)."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -334,9 +392,8 @@ def _prepare_calls(models: Mapping[str, nn.Module], imgsz: int | Mapping[str, in
         shapes[name] = (batch, 3, size, size)
         model.eval().to(device=dev, dtype=torch_dtype, memory_format=memory_format)
         x = torch.randn(shapes[name], device=dev, dtype=torch_dtype).contiguous(memory_format=memory_format)
-        runnable = model if forward == "forward" else MethodAsModule(model, forward)
         try:
-            prepared[name] = backends.prepare(backend, runnable, x, threads)
+            prepared[name] = backends.prepare(backend, model, x, threads)
         except backends.BackendError as exc:
             errors[name] = str(exc)
     return prepared, shapes, errors

@@ -23,7 +23,6 @@ seconds) and kept in the user's cache directory; ``refresh=True`` measures them 
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -189,8 +188,3 @@ def peaks_line(peaks: Peaks) -> str:
     return (f"roofline peaks of {peaks.device_name} ({peaks.dtype}, {peaks.threads} threads): "
             f"{peaks.flops_per_s / 1e9:.1f} GFLOP/s, {peaks.bytes_per_s / 1e9:.1f} GB/s "
             f"(measured {peaks.measured_at}; {peaks.how})")
-
-
-def median_ratio(ratios: list[float]) -> float:
-    finite = [r for r in ratios if r == r]
-    return statistics.median(finite) if finite else float("nan")

@@ -153,6 +153,9 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="CPU threads torch uses while timing (recorded; restored afterwards).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="eager", show_default=True,
               help=BACKEND_HELP + " Stored with the study; resuming with another backend is refused.")
+@click.option("--cuda-graph", is_flag=True,
+              help="Also time each candidate replayed from a CUDA graph (--device cuda, --backend eager): a "
+                   "latency_graph_ms column; the budget still judges the eager latency.")
 @click.option("--unstable-timing", type=click.Choice(UNSTABLE), default="fail", show_default=True,
               help="A candidate timed while other processes used the CPU, or with a wide spread, is re-timed twice; "
                    "still unstable: 'fail' the trial (never judged against the budget) or 'accept' the last timing, "
@@ -171,7 +174,7 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Skip the references: the named presets, and RT-DETR (rtdetr_l and the Pareto set) at --det-imgsz.")
 def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz, det_imgsz, data, proxy_steps,
            proxy_seconds, proxy_imgsz, proxy_batch, pruner, objective, estimator, no_train, sampler, start,
-           latency_model, seed, max_params, max_macs, threads, backend, unstable_timing,
+           latency_model, seed, max_params, max_macs, threads, backend, cuda_graph, unstable_timing,
            study_name, storage, heartbeat_s, out_dir, no_presets) -> None:
     """Search a family's knobs with Optuna under a latency budget.
 
@@ -209,7 +212,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         predict_latency=latency_model, seed=seed,
         max_params=parse_count(max_params, "--max-params") if max_params else None,
         max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads, backend=backend,
-        unstable_timing=unstable_timing,
+        unstable_timing=unstable_timing, cuda_graph=cuda_graph,
     )
     spaces = resolve_space_arg(space_arg)
     console = stdout_console()

@@ -44,7 +44,7 @@ from nasbench import __version__, zoo
 from nasbench.comparison import CompareOptions, measure_cost, peaks_for, prepare, result_row
 from nasbench.errors import BuildError, MeasureError, UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
-from nasbench.metrics.latency import Timing, TimingPlan, device_name, resolve_device, time_models
+from nasbench.metrics.latency import Timing, TimingPlan, check_cuda_graph, device_name, resolve_device, time_models
 from nasbench.metrics.roofline import Peaks
 from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms
@@ -93,6 +93,7 @@ class SearchOptions:
     dtype: str = "fp32"
     threads: int | None = None
     backend: str = "eager"  # runtime candidates are timed on (nasbench.metrics.backends)
+    cuda_graph: bool = False  # also time CUDA-graph replay (a column; the budget judges the eager latency)
     unstable_timing: str = "fail"  # one of UNSTABLE: a timing still unstable after the re-timings fails the trial
     timing: TimingPlan = field(default_factory=lambda: TimingPlan(warmup=3, runs=15, rounds=1, time_limit_s=10))
 
@@ -189,6 +190,7 @@ class Search:
         self.spaces = {s.name: s for s in spaces}
         self.opts = opts
         self.device = resolve_device(opts.device)
+        check_cuda_graph(opts.cuda_graph, self.device, opts.backend)  # before a study exists
         self.log = log
         self.data = None
         self._peaks: Peaks | None = None
@@ -248,7 +250,8 @@ class Search:
 
     def time(self, model, label: str, imgsz: int, plan: TimingPlan) -> Timing:
         return time_models({label: model}, imgsz, device=self.device, dtype=self.opts.dtype,
-                           threads=self.opts.threads, plan=plan, backend=self.opts.backend)[label]
+                           threads=self.opts.threads, plan=plan, backend=self.opts.backend,
+                           cuda_graph=self.opts.cuda_graph and plan.runs > 1)[label]
 
     def peaks(self) -> Peaks:
         if self._peaks is None:
@@ -344,7 +347,7 @@ class Search:
     def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
         import torch
 
-        from nasbench.proxy.train import train_proxy
+        from nasbench.proxy.train import EvalPlan, Recipe, train_proxy
 
         data = self.proxy_data()
         torch.manual_seed(self.opts.seed)  # same initial weights whatever the trial order
@@ -356,9 +359,9 @@ class Search:
                 return True
             return bool(stop and stop(step, top1))
 
-        return train_proxy(model, data, steps=self.opts.proxy_steps, batch=self.opts.proxy_batch,
-                           lr=self.opts.proxy_lr, device=self.device, seed=self.opts.seed, callback=callback,
-                           probe_val=PROBE_VAL_IMAGES)
+        recipe = Recipe(steps=self.opts.proxy_steps, batch=self.opts.proxy_batch, lr=self.opts.proxy_lr)
+        return train_proxy(model, data, recipe, EvalPlan(probe_val=PROBE_VAL_IMAGES), device=self.device,
+                           seed=self.opts.seed, callback=callback)
 
     # -- the objective
     def constraint(self, row: dict[str, Any]) -> dict[str, float]:
@@ -559,6 +562,7 @@ def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str
         "dtype": opts.dtype,
         "threads": opts.threads or torch.get_num_threads(),
         "backend": opts.backend,
+        "cuda_graph": opts.cuda_graph,
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda if search.device.type == "cuda" else None,
         "objective": opts.objective,

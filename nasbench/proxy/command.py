@@ -28,7 +28,7 @@ from nasbench.errors import UserError
 from nasbench.options import FiniteFloat
 from nasbench.proxy.augment import AUGMENTS
 from nasbench.proxy.data import load_data
-from nasbench.proxy.train import AMP_CHOICES, CurvePoint, ProxyResult, plan_steps, train_proxy
+from nasbench.proxy.train import AMP_CHOICES, CurvePoint, EvalPlan, ProxyResult, Recipe, plan_steps, train_proxy
 from nasbench.report.files import atomic_write_text, shown_path
 
 DEFAULT_STEPS = 300
@@ -135,26 +135,10 @@ def train(
             status = f"val top-1 {point.val_top1:.1f}%" if point is not None else None
             progress.update(task, completed=step, total=total, **({"status": status} if status else {}))
 
-        result = train_proxy(
-            net,
-            data,
-            imgsz=imgsz,
-            steps=steps,
-            epochs=epochs,
-            batch=batch,
-            lr=lr,
-            device=device,
-            seed=seed,
-            amp=amp,
-            mixup=mixup,
-            cutmix=cutmix,
-            ema=ema,
-            label_smoothing=label_smoothing,
-            augment=augment,
-            evals=evals,
-            probe_val=probe_val,
-            progress=on_step,
-        )
+        recipe = Recipe(steps=steps, epochs=epochs, batch=batch, lr=lr, amp=amp, mixup=mixup, cutmix=cutmix, ema=ema,
+                        label_smoothing=label_smoothing, augment=augment)
+        result = train_proxy(net, data, recipe, EvalPlan(evals=evals, probe_val=probe_val), imgsz=imgsz, device=device,
+                             seed=seed, progress=on_step)
 
     written = write_outputs(out_dir, result, spec.name)
     console = stdout_console()

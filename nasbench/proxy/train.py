@@ -1,6 +1,6 @@
 """Short, fast, reproducible proxy training that ranks NAS candidates.
 
-``train_proxy(model, data, ...)`` trains any ``nn.Module`` classifier for a fixed number
+``train_proxy(model, data, Recipe(...), EvalPlan(...))`` trains any ``nn.Module`` classifier for a fixed number
 of steps on resident data (see ``data.py``) with on-device batched augmentation (see
 ``augment.py``) and returns a ``ProxyResult``: final top-1/top-5, the learning curve,
 throughput and the context needed to trust the numbers.
@@ -356,31 +356,90 @@ def _peak_memory(dev: torch.device) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------- the trainer
+@dataclass(frozen=True)
+class Recipe:
+    """How a proxy run trains. ``steps`` or ``epochs`` sets the length (neither: 300 steps);
+    ``warmup`` is a fraction of the steps; ``mixup``/``cutmix`` are Beta alphas (0 = off);
+    ``ema`` is True or a decay; ``amp`` one of AMP_CHOICES (or a bool)."""
+
+    steps: int | None = None
+    epochs: float | None = None
+    batch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05
+    amp: bool | str | None = "auto"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    ema: bool | float | None = None
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 5.0
+    augment: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """When and on what a proxy run is evaluated: ``evals`` evaluations spread over the run
+    (the last at the end, always on the whole val set); ``probe_val`` (None = off) scores the
+    earlier ones on that many val images, classes in turn, the same for every call (for a
+    search they only steer pruning); ``batch`` defaults to twice the training batch."""
+
+    evals: int = 10
+    batch: int | None = None
+    probe_val: int | None = None
+
+
+@dataclass
+class _Run:
+    """What the training loop shares: the model, its data and optimiser state."""
+
+    model: nn.Module
+    data: ProxyData
+    recipe: Recipe
+    dev: torch.device
+    amp_dtype: torch.dtype | None
+    augmenter: BatchAugmenter
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    weight_ema: WeightEma | None
+
+    @property
+    def scored(self) -> nn.Module:
+        return self.weight_ema.module if self.weight_ema else self.model
+
+
+@dataclass
+class _Outcome:
+    curve: list[CurvePoint]
+    steps_done: int
+    top5: float
+    train_s: float
+    stopped_early: bool
+    diverged: bool
+
+
+def check_recipe(recipe: Recipe, evaluation: EvalPlan) -> None:
+    """One-line errors for settings no run can use, before any data is decoded."""
+    if recipe.steps is not None and recipe.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {recipe.steps}")
+    if evaluation.probe_val is not None and evaluation.probe_val < 1:
+        raise UserError(f"probe_val must be at least 1 image, got {evaluation.probe_val}")
+    for name, value in (("--lr", recipe.lr), ("--evals", evaluation.evals)):
+        if not value > 0 or not math.isfinite(value):  # nan fails every comparison
+            raise UserError(f"{name} must be positive, got {value}")
+    if not 0.0 <= recipe.warmup < 1.0:
+        raise UserError(f"warmup must be a fraction of the steps in [0, 1), got {recipe.warmup}")
 
 
 def train_proxy(
     model: nn.Module,
     data: ProxyData | str | Path | None = None,
+    recipe: Recipe = Recipe(),
+    evaluation: EvalPlan = EvalPlan(),
     *,
     imgsz: int | None = None,
-    steps: int | None = None,
-    epochs: float | None = None,
-    batch: int = 128,
-    lr: float = 2e-3,
-    weight_decay: float = 0.05,
-    warmup: float = 0.05,
     device: str | torch.device | None = "auto",
     seed: int = 0,
-    amp: bool | str | None = "auto",
-    mixup: float = 0.0,
-    cutmix: float = 0.0,
-    ema: bool | float | None = None,
-    label_smoothing: float = 0.1,
-    grad_clip: float | None = 5.0,
-    augment: str = "auto",
-    evals: int = 10,
-    eval_batch: int | None = None,
-    probe_val: int | None = None,
     val_split: float = 0.1,
     callback: StopCallback | None = None,
     progress: ProgressHook | None = None,
@@ -388,167 +447,142 @@ def train_proxy(
     """Train ``model`` (logits over ``data``'s classes) briefly; return what it reached.
 
     ``data`` is a ``ProxyData`` (load once with ``load_data`` and reuse it across
-    candidates) or a source for ``load_data`` (None = the synthetic task). ``steps`` or
-    ``epochs`` sets the length (default 300 steps). ``imgsz`` is the training side in px
-    (default: the data's stored side; other sizes are resized on the device). ``warmup``
-    is a fraction of the steps; ``mixup``/``cutmix`` are Beta alphas (0 = off); ``ema``
-    is True or a decay. ``callback(step, val_top1)`` runs after each intermediate
-    evaluation (``evals`` in all, the last at the end) and stops the run by returning
-    True. ``probe_val`` (None = off) scores the intermediate evaluations on that many val
-    images, classes in turn, the same for every call: for a search they only steer
-    pruning, and the val set can be many times the size of the training the proxy does.
-    The last evaluation, which gives ``top1``, always uses the whole val set. The model is
-    left in eval mode, holding the EMA weights when EMA is on.
+    candidates) or a source for ``load_data`` (None = the synthetic task). ``imgsz`` is the
+    training side in px (default: the data's stored side; other sizes are resized on the
+    device). ``callback(step, val_top1)`` runs after each intermediate evaluation and stops
+    the run by returning True. The last evaluation, which gives ``top1``, always uses the
+    whole val set. The model is left in eval mode, holding the EMA weights when EMA is on.
     """
     start = time.perf_counter()
     dev = resolve_device(device)
-    amp_dtype = resolve_amp(amp, dev)
-    ema_decay = resolve_ema(ema)
-    if steps is None and epochs is None:
-        steps = 300
-    if steps is not None and steps < 1:  # checked before any data is decoded
-        raise UserError(f"--steps must be at least 1, got {steps}")
-    if probe_val is not None and probe_val < 1:
-        raise UserError(f"probe_val must be at least 1 image, got {probe_val}")
-    for name, value in (("--lr", lr), ("--evals", evals)):
-        if not value > 0 or not math.isfinite(value):  # nan fails every comparison
-            raise UserError(f"{name} must be positive, got {value}")
-    if not 0.0 <= warmup < 1.0:
-        raise UserError(f"warmup must be a fraction of the steps in [0, 1), got {warmup}")
-
+    amp_dtype, ema_decay = resolve_amp(recipe.amp, dev), resolve_ema(recipe.ema)
+    if recipe.steps is None and recipe.epochs is None:
+        recipe = replace(recipe, steps=300)
+    check_recipe(recipe, evaluation)
     load_s = 0.0
     if not isinstance(data, ProxyData):
         data = load_data(data, imgsz=imgsz, seed=seed, val_split=val_split)
         load_s = time.perf_counter() - start
     data = data.to(dev)
-    total = plan_steps(steps, epochs, data.train_x.shape[0], batch)
+    total = plan_steps(recipe.steps, recipe.epochs, data.train_x.shape[0], recipe.batch)
     out_size = imgsz or data.info.imgsz
+    run = _setup(model, data, recipe, dev, seed, out_size, amp_dtype, ema_decay)
+    outcome = _train(run, total, evaluation, seed, callback, progress)
+    if run.weight_ema is not None:
+        model.load_state_dict(run.weight_ema.module.state_dict())
+    model.eval()
+    return _result(run, outcome, total, out_size, seed, wall_s=time.perf_counter() - start, load_s=load_s)
+
+
+def _setup(model: nn.Module, data: ProxyData, recipe: Recipe, dev: torch.device, seed: int, out_size: int,
+           amp_dtype: torch.dtype | None, ema_decay: float | None) -> _Run:
     # Channels-last suits cuDNN and oneDNN convolutions: measured 12-25% faster training
     # steps on a 2-core CPU for a small CNN and mobilevit_xxs at 32 px. (MPS: left alone.)
     channels_last = dev.type in ("cuda", "cpu")
-    augmenter = BatchAugmenter(
-        choose_policy(augment, out_size),
-        mean=data.info.mean,
-        std=data.info.std,
-        num_classes=data.num_classes,
-        device=dev,
-        seed=seed + 1,
-        label_smoothing=label_smoothing,
-        mixup=mixup,
-        cutmix=cutmix,
-        channels_last=channels_last,
-    )
-
+    augmenter = BatchAugmenter(choose_policy(recipe.augment, out_size), mean=data.info.mean, std=data.info.std,
+                               num_classes=data.num_classes, device=dev, seed=seed + 1,
+                               label_smoothing=recipe.label_smoothing, mixup=recipe.mixup, cutmix=recipe.cutmix,
+                               channels_last=channels_last)
     model = model.to(dev, memory_format=torch.channels_last) if channels_last else model.to(dev)
     model.train()
-    optimizer = adamw(model, lr, weight_decay, dev)
+    optimizer = adamw(model, recipe.lr, recipe.weight_decay, dev)
     scaler = torch.amp.GradScaler(dev.type) if amp_dtype == torch.float16 else None
     weight_ema = WeightEma(model, ema_decay) if ema_decay else None
-    scored = weight_ema.module if weight_ema else model
-    warmup_steps = round(warmup * total)
-    evaluate_at = set(eval_steps(total, evals))
-    last_eval = max(evaluate_at)
-    n_val = data.val_y.shape[0]
-    if probe_val is None or probe_val >= n_val:
-        probe_x, probe_y = data.val_x, data.val_y
-    else:
-        probe = stratified_subset(data.val_y, probe_val, data.num_classes)
-        probe_x, probe_y = data.val_x[probe], data.val_y[probe]
+    return _Run(model, data, recipe, dev, amp_dtype, augmenter, optimizer, scaler, weight_ema)
 
-    def score(val_x: torch.Tensor, val_y: torch.Tensor) -> tuple[float, float, float]:
-        return evaluate(scored, val_x, val_y, data.num_classes, augmenter, eval_batch or 2 * batch, amp_dtype)
-    order_gen = torch.Generator(device=dev).manual_seed(seed)
-    batches = batch_indices(data.train_x.shape[0], batch, order_gen, dev)
-    autocast = torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+def _score(run: _Run, val_x: torch.Tensor, val_y: torch.Tensor, eval_batch: int | None) -> tuple[float, float, float]:
+    return evaluate(run.scored, val_x, val_y, run.data.num_classes, run.augmenter,
+                    eval_batch or 2 * run.recipe.batch, run.amp_dtype)
+
+
+def _probe_set(data: ProxyData, probe_val: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images the intermediate evaluations score (the whole val set when no probe)."""
+    if probe_val is None or probe_val >= data.val_y.shape[0]:
+        return data.val_x, data.val_y
+    probe = stratified_subset(data.val_y, probe_val, data.num_classes)
+    return data.val_x[probe], data.val_y[probe]
+
+
+def _step(run: _Run, x: torch.Tensor, targets: torch.Tensor, first: bool) -> torch.Tensor:
+    """One training step; returns the loss (not synchronised)."""
+    with torch.autocast(run.dev.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+        logits = _first_forward(run.model, x, run.data.num_classes) if first else run.model(x)
+    loss = F.cross_entropy(logits.float(), targets)  # soft targets: mixing + smoothing
+    _backward_and_step(loss, run.model, run.optimizer, run.scaler, run.recipe.grad_clip)
+    if run.weight_ema is not None:
+        run.weight_ema.update()
+    return loss.detach()
+
+
+def _train(run: _Run, total: int, evaluation: EvalPlan, seed: int, callback: StopCallback | None,
+           progress: ProgressHook | None) -> _Outcome:
+    """The loop: steps, evaluations at ``eval_steps``, early stop by ``callback`` or divergence."""
+    data, dev = run.data, run.dev
+    warmup_steps = round(run.recipe.warmup * total)
+    evaluate_at = set(eval_steps(total, evaluation.evals))
+    last_eval = max(evaluate_at)
+    probe_x, probe_y = _probe_set(data, evaluation.probe_val)
+    batches = batch_indices(data.train_x.shape[0], run.recipe.batch,
+                            torch.Generator(device=dev).manual_seed(seed), dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-
-    curve: list[CurvePoint] = []
-    loss_sum = torch.zeros((), device=dev)
-    losses_since_eval = 0
-    train_s = 0.0
-    stopped_early = diverged = False
-    step, top5 = 0, float("nan")
-    rng_devices = [dev.index] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices), deterministic_cudnn(dev):
+    out = _Outcome(curve=[], steps_done=0, top5=float("nan"), train_s=0.0, stopped_early=False, diverged=False)
+    loss_sum, losses_since_eval = torch.zeros((), device=dev), 0
+    with torch.random.fork_rng(devices=[dev.index] if dev.type == "cuda" else []), deterministic_cudnn(dev):
         torch.manual_seed(seed)
         segment_start = time.perf_counter()
         for step in range(1, total + 1):
-            rate = lr_at(step, total, lr, warmup_steps)
-            for group in optimizer.param_groups:
+            out.steps_done = step
+            rate = lr_at(step, total, run.recipe.lr, warmup_steps)
+            for group in run.optimizer.param_groups:
                 group["lr"] = rate
             idx = next(batches)
-            x, targets = augmenter.train_batch(data.train_x[idx], data.train_y[idx])
-            with autocast:
-                logits = _first_forward(model, x, data.num_classes) if step == 1 else model(x)
-            loss = F.cross_entropy(logits.float(), targets)  # soft targets: mixing + smoothing
-            _backward_and_step(loss, model, optimizer, scaler, grad_clip)
-            if weight_ema is not None:
-                weight_ema.update()
-            loss_sum += loss.detach()
+            loss_sum += _step(run, *run.augmenter.train_batch(data.train_x[idx], data.train_y[idx]), step == 1)
             losses_since_eval += 1
-
-            if step in evaluate_at:
-                _sync(dev)
-                train_s += time.perf_counter() - segment_start
-                train_loss = loss_sum.item() / losses_since_eval
-                val_x, val_y = (data.val_x, data.val_y) if step == last_eval else (probe_x, probe_y)
-                val_loss, top1, top5 = score(val_x, val_y)
-                point = CurvePoint(step, train_loss, val_loss, top1, rate, train_s, val_x.shape[0])
-                curve.append(point)
-                loss_sum.zero_()
-                losses_since_eval = 0
+            if step not in evaluate_at:
                 if progress is not None:
-                    progress(step, total, point)
-                if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                    diverged = True
-                    break
-                if step != last_eval and callback is not None and callback(step, top1):
-                    stopped_early = True
-                    break
-                segment_start = time.perf_counter()
-            elif progress is not None:
-                progress(step, total, None)
+                    progress(step, total, None)
+                continue
+            _sync(dev)
+            out.train_s += time.perf_counter() - segment_start
+            train_loss = loss_sum.item() / losses_since_eval
+            val_x, val_y = (data.val_x, data.val_y) if step == last_eval else (probe_x, probe_y)
+            val_loss, top1, out.top5 = _score(run, val_x, val_y, evaluation.batch)
+            out.curve.append(CurvePoint(step, train_loss, val_loss, top1, rate, out.train_s, val_x.shape[0]))
+            loss_sum.zero_()
+            losses_since_eval = 0
+            if progress is not None:
+                progress(step, total, out.curve[-1])
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                out.diverged = True
+                break
+            if step != last_eval and callback is not None and callback(step, top1):
+                out.stopped_early = True
+                break
+            segment_start = time.perf_counter()
+    if out.curve[-1].val_images != data.val_y.shape[0] and not out.diverged:  # stopped early on a probe score
+        val_loss, top1, out.top5 = _score(run, data.val_x, data.val_y, evaluation.batch)
+        out.curve[-1] = replace(out.curve[-1], val_loss=val_loss, val_top1=top1, val_images=data.val_y.shape[0])
+    return out
 
-    if curve[-1].val_images != n_val and not diverged:  # stopped early on a probe score
-        val_loss, top1, top5 = score(data.val_x, data.val_y)
-        curve[-1] = replace(curve[-1], val_loss=val_loss, val_top1=top1, val_images=n_val)
-    if weight_ema is not None:
-        model.load_state_dict(weight_ema.module.state_dict())
-    model.eval()
-    peak, peak_kind = _peak_memory(dev)
-    last = curve[-1]
+
+def _result(run: _Run, out: _Outcome, total: int, out_size: int, seed: int, wall_s: float,
+            load_s: float) -> ProxyResult:
+    recipe, last = run.recipe, out.curve[-1]
+    peak, peak_kind = _peak_memory(run.dev)
     return ProxyResult(
-        top1=last.val_top1,
-        top5=top5,
-        val_loss=last.val_loss,
-        curve=tuple(curve),
-        images_per_s=step * batch / train_s if train_s > 0 else float("nan"),
-        wall_s=time.perf_counter() - start,
-        train_s=train_s,
-        load_s=load_s,
-        peak_mem_bytes=int(peak),
-        peak_mem_kind=peak_kind,
-        data=data.info,
-        seed=seed,
-        device=device_name(dev),
-        steps=total,
-        steps_done=step,
-        batch=batch,
-        imgsz=out_size,
-        lr=lr,
-        amp="off" if amp_dtype is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-        ema=ema_decay,
-        mixup=mixup,
-        cutmix=cutmix,
-        label_smoothing=label_smoothing,
-        augment=augmenter.policy.describe(),
-        stopped_early=stopped_early,
-        diverged=diverged,
-        params=sum(p.numel() for p in model.parameters()),
-        threads=torch.get_num_threads(),
-        torch_version=torch.__version__,
-        train_flops_per_image=_train_flops_or_none(model, out_size),
+        top1=last.val_top1, top5=out.top5, val_loss=last.val_loss, curve=tuple(out.curve),
+        images_per_s=out.steps_done * recipe.batch / out.train_s if out.train_s > 0 else float("nan"),
+        wall_s=wall_s, train_s=out.train_s, load_s=load_s, peak_mem_bytes=int(peak), peak_mem_kind=peak_kind,
+        data=run.data.info, seed=seed, device=device_name(run.dev), steps=total, steps_done=out.steps_done,
+        batch=recipe.batch, imgsz=out_size, lr=recipe.lr,
+        amp="off" if run.amp_dtype is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}[run.amp_dtype],
+        ema=run.weight_ema.decay if run.weight_ema else None, mixup=recipe.mixup, cutmix=recipe.cutmix,
+        label_smoothing=recipe.label_smoothing, augment=run.augmenter.policy.describe(),
+        stopped_early=out.stopped_early, diverged=out.diverged, params=sum(p.numel() for p in run.model.parameters()),
+        threads=torch.get_num_threads(), torch_version=torch.__version__,
+        train_flops_per_image=_train_flops_or_none(run.model, out_size),
     )
 
 
@@ -601,4 +635,5 @@ def _first_forward(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch
     return logits
 
 
-__all__ = ["AUGMENTS", "AMP_CHOICES", "CurvePoint", "ProxyResult", "train_proxy", "resolve_device", "resolve_amp"]
+__all__ = ["AUGMENTS", "AMP_CHOICES", "CurvePoint", "EvalPlan", "ProxyResult", "Recipe", "train_proxy",
+           "resolve_device", "resolve_amp"]

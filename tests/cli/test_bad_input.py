@@ -221,6 +221,14 @@ CASES = [
     case("train_lr_nan", "train mobilevit_xxs --lr nan", "'--lr'", "'nan' is not a finite number"),
     case("train_lr_inf", "train mobilevit_xxs --lr inf", "'--lr'", "'inf' is not a finite number"),
     case("train_cutmix_nan", "train mobilevit_xxs --cutmix nan", "'--cutmix'", "'nan' is not a finite number"),
+    # runtimes and CUDA graphs (the latency issue): refused before anything is built or a study is touched
+    case("backend_unknown", "compare mobilevit_xxs --backend tflite", "'--backend'", "'tflite' is not one of",
+         "onnxruntime"),
+    case("cuda_graph_on_cpu", "compare mobilevit_xxs --device cpu --cuda-graph", "--cuda-graph needs --device cuda"),
+    case("search_cuda_graph_on_cpu", "search --space tiny.yaml --budget 1s --no-train --study tiny --device cpu "
+         "--cuda-graph", "--cuda-graph needs --device cuda"),
+    case("search_other_backend", "search --space tiny.yaml --budget 1s --no-train --study tiny --device cpu "
+         "--backend compile", "study 'tiny' was created with backend='eager', this run has 'compile'"),
 ]
 
 

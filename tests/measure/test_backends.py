@@ -15,7 +15,8 @@ from nasbench.metrics.backends import BackendError, Tolerance, check_outputs, ou
 from nasbench.metrics.latency import TimingPlan, time_models
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnxscript") is not None
-needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime/onnxscript not installed (pip install 'nasbench[onnx]')")
+needs_ort = pytest.mark.skipif(not HAS_ORT,
+                               reason="onnxruntime/onnxscript not installed (pip install 'nasbench[onnx]')")
 PLAN = TimingPlan(warmup=1, runs=4, rounds=2, time_limit_s=20)
 
 
@@ -41,7 +42,8 @@ def test_tolerance_by_hand() -> None:
     tol = Tolerance(rtol=1e-3, atol=1e-4)
     want = [torch.tensor([10.0, -20.0])]  # limit = 1e-4 + 1e-3 * 20 = 0.0201
     assert check_outputs([torch.tensor([10.02, -20.0])], want, tol, "x") == pytest.approx(0.02, abs=1e-6)
-    with pytest.raises(BackendError, match=r"differs from eager by 0.03 \(tolerance max \|Δ\| <= 0.0001 \+ 0.001 x max \|eager\| = 0.0201\)"):
+    expected = r"differs from eager by 0.03 \(tolerance max \|Δ\| <= 0.0001 \+ 0.001 x max \|eager\| = 0.0201\)"
+    with pytest.raises(BackendError, match=expected):
         check_outputs([torch.tensor([10.03, -20.0])], want, tol, "x")
     with pytest.raises(BackendError, match="differs from eager by nan"):
         check_outputs([torch.tensor([math.nan, -20.0])], want, tol, "x")

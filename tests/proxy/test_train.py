@@ -14,7 +14,7 @@ from torch import nn
 from nasbench.errors import UserError
 from nasbench.proxy.augment import BatchAugmenter, choose_policy, pad_crop_flip, random_resized_crop_flip
 from nasbench.proxy.data import load_data, make_synthetic
-from nasbench.proxy.train import eval_steps, lr_at, stratified_subset, train_proxy
+from nasbench.proxy.train import EvalPlan, Recipe, eval_steps, lr_at, stratified_subset, train_proxy
 
 SHARED_DATA = (Path(__file__).parents[2] / ".." / "shared" / "data").resolve()
 CIFAR_SMALL = SHARED_DATA / "cifar10-small"
@@ -52,7 +52,8 @@ def synthetic():
 
 
 def test_trains_on_real_data_and_beats_chance(cifar_small) -> None:
-    result = train_proxy(seeded(tiny_cnn), cifar_small, steps=60, batch=64, device="cpu", seed=0, evals=3)
+    result = train_proxy(seeded(tiny_cnn), cifar_small, Recipe(steps=60, batch=64), EvalPlan(evals=3), device="cpu",
+                         seed=0)
     assert result.top1 >= CHANCE_PCT + MARGIN_PCT, f"top-1 {result.top1:.1f}% is not clearly above chance"
     assert result.curve[-1].val_loss < result.curve[0].val_loss < math.log(10) + 0.2
     assert result.steps_done == 60 and [p.step for p in result.curve] == [20, 40, 60]
@@ -64,8 +65,8 @@ def test_trains_on_real_data_and_beats_chance(cifar_small) -> None:
 
 def test_same_seed_gives_identical_numbers(cifar_small) -> None:
     def run(seed: int):
-        r = train_proxy(seeded(tiny_cnn, seed), cifar_small, steps=12, batch=32, device="cpu", seed=seed, evals=2,
-                        mixup=0.4, cutmix=1.0, ema=0.99)  # every random draw is on the path
+        recipe = Recipe(steps=12, batch=32, mixup=0.4, cutmix=1.0, ema=0.99)  # every random draw is on the path
+        r = train_proxy(seeded(tiny_cnn, seed), cifar_small, recipe, EvalPlan(evals=2), device="cpu", seed=seed)
         return r.top1, r.top5, r.val_loss, r.curve_rows()
 
     first, again, other = run(1), run(1), run(2)
@@ -81,22 +82,23 @@ def test_callback_stops_early(synthetic) -> None:
         seen.append((step, top1))
         return step >= 4
 
-    result = train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, steps=20, batch=16, device="cpu",
-                         evals=5, callback=prune)
+    result = train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, Recipe(steps=20, batch=16),
+                         EvalPlan(evals=5), device="cpu", callback=prune)
     assert [s for s, _ in seen] == [4] and result.stopped_early and result.steps_done == 4
     assert len(result.curve) == 1 and result.synthetic
 
 
 def test_callback_not_called_for_the_final_evaluation(synthetic) -> None:
     calls: list[int] = []
-    train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, steps=6, batch=16, device="cpu", evals=3,
-                callback=lambda step, top1: calls.append(step) or False)
+    train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, Recipe(steps=6, batch=16), EvalPlan(evals=3),
+                device="cpu", callback=lambda step, top1: calls.append(step) or False)
     assert calls == [2, 4]
 
 
 def test_epochs_and_other_sizes(synthetic) -> None:
-    result = train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, epochs=1, batch=64, device="cpu",
-                         imgsz=24, augment="rrc", evals=1, amp="bf16")
+    result = train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic,
+                         Recipe(epochs=1, batch=64, augment="rrc", amp="bf16"), EvalPlan(evals=1), device="cpu",
+                         imgsz=24)
     assert result.steps == 256 // 64 and result.imgsz == 24 and result.amp == "bf16"
     assert "random-resized-crop" in result.augment and math.isfinite(result.val_loss)
 
@@ -125,22 +127,24 @@ def test_schedule_and_eval_steps() -> None:
     ],
 )
 def test_bad_arguments_raise_one_line(synthetic, kwargs, message) -> None:
-    kwargs = {"steps": 2, "batch": 8, "device": "cpu", **kwargs}
+    device = kwargs.pop("device", "cpu")
+    evaluation = EvalPlan(**{k: kwargs.pop(k) for k in ("probe_val",) if k in kwargs})
+    recipe = Recipe(**{"steps": 2, "batch": 8, **kwargs})
     with pytest.raises(UserError) as exc:
-        train_proxy(tiny_cnn(20, 8), synthetic, **kwargs)
+        train_proxy(tiny_cnn(20, 8), synthetic, recipe, evaluation, device=device)
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_model_with_wrong_class_count_is_named(synthetic) -> None:
     with pytest.raises(UserError, match=r"returned \[8, 1000\].*expected \[8, 20\]"):
-        train_proxy(tiny_cnn(1000, 8), synthetic, steps=2, batch=8, device="cpu")
+        train_proxy(tiny_cnn(1000, 8), synthetic, Recipe(steps=2, batch=8), device="cpu")
 
 
 def test_cuda_request_without_gpu_is_a_user_error(synthetic) -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(UserError, match="no CUDA GPU"):
-        train_proxy(tiny_cnn(20, 8), synthetic, steps=2, batch=8, device="cuda")
+        train_proxy(tiny_cnn(20, 8), synthetic, Recipe(steps=2, batch=8), device="cuda")
 
 
 # ---------------------------------------------------------------- augmentation ops
@@ -210,7 +214,7 @@ def test_reports_model_flops_per_second_from_a_hand_count(synthetic) -> None:
     classes = synthetic.num_classes
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes))
-    result = train_proxy(model, synthetic, steps=4, batch=32, device="cpu", seed=0, evals=1)
+    result = train_proxy(model, synthetic, Recipe(steps=4, batch=32), EvalPlan(evals=1), device="cpu", seed=0)
     forward_macs = 16 * 16 * 8 * (3 * 3 * 3) + 8 * classes  # the 3x3 conv at 16 px, then the head
     assert result.train_flops_per_image == 3 * 2 * forward_macs  # forward + backward = 3 x forward
     assert result.model_gflops_per_s == pytest.approx(result.train_flops_per_image * result.images_per_s / 1e9)
@@ -228,8 +232,8 @@ def test_probe_subset_takes_the_classes_in_turn() -> None:
 
 def test_probe_scores_intermediate_points_only_and_changes_no_training(synthetic) -> None:
     def run(probe_val):
-        return train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, steps=12, batch=16, device="cpu",
-                           evals=3, probe_val=probe_val)
+        return train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, Recipe(steps=12, batch=16),
+                           EvalPlan(evals=3, probe_val=probe_val), device="cpu")
 
     whole, probed = run(None), run(40)
     assert [p.val_images for p in whole.curve] == [64, 64, 64]
@@ -241,8 +245,8 @@ def test_probe_scores_intermediate_points_only_and_changes_no_training(synthetic
 
 def test_early_stop_on_a_probe_score_ends_on_the_whole_val_set(synthetic) -> None:
     def run(probe_val):
-        return train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, steps=12, batch=16, device="cpu",
-                           evals=3, probe_val=probe_val, callback=lambda step, top1: True)
+        return train_proxy(seeded(tiny_cnn, num_classes=20, width=8), synthetic, Recipe(steps=12, batch=16),
+                           EvalPlan(evals=3, probe_val=probe_val), device="cpu", callback=lambda step, top1: True)
 
     whole, probed = run(None), run(40)
     assert probed.stopped_early and probed.steps_done == 4 and probed.curve[-1].val_images == 64
