@@ -9,11 +9,10 @@ regimes 1.5x apart with 2 threads, switching every few seconds) hits all of them
 Each figure is divided by the same round's ``timer_kept`` figure of the same model and
 version, and the median of those ratios over the rounds is reported.
 
-"before" is the code at ``--before``, "after" the code at ``--after`` (default HEAD), each
-checked out into a temporary git worktree and put first on PYTHONPATH, so editing the
-checkout while this runs changes nothing.
+Each ``--versions NAME=REF`` is the code at that git ref, checked out into a temporary git
+worktree and put first on PYTHONPATH, so editing the checkout while this runs changes nothing.
 
-    python benchmarks/latency_consistency.py --before <commit> --rounds 6 \
+    python benchmarks/latency_consistency.py --versions before=<commit> after=HEAD --rounds 4 \
         --out benchmarks/results/latency_consistency_cpu.md
 """
 
@@ -104,8 +103,8 @@ def table(results: dict, models: list[str]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", required=True, help="git ref of the code before the change")
-    parser.add_argument("--after", default="HEAD", help="git ref of the code after it")
+    parser.add_argument("--versions", nargs="+", required=True, metavar="NAME=REF",
+                        help="the code to compare, e.g. before=<commit> after=HEAD")
     parser.add_argument("--models", nargs="+", default=["mobilevit_xxs", "efficientvit_m0", "ghostnetv3_100"])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
@@ -113,7 +112,10 @@ def main() -> None:
     parser.add_argument("--partial", type=Path, default=None, help="JSON of the rounds finished so far")
     args = parser.parse_args()
     started = time.monotonic()
-    versions = {"before": worktree(args.before), "after": worktree(args.after)}
+    refs = {name: subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+            for name, ref in (v.split("=", 1) for v in args.versions)}
+    versions = {name: worktree(ref) for name, ref in refs.items()}
     try:
         results = collect(versions, args.models, args.rounds, args.threads,
                           lambda s: print(s, file=sys.stderr, flush=True), args.partial)
@@ -123,7 +125,8 @@ def main() -> None:
     import torch
 
     lines = ["# Latency consistency: the same model, whatever ran before it", "",
-             f"Command: `python benchmarks/latency_consistency.py --before {args.before} --after {args.after} "
+             "Command: `python benchmarks/latency_consistency.py --versions "
+             f"{' '.join(f'{n}={r}' for n, r in refs.items())} "
              f"--rounds {args.rounds} "
              f"--threads {args.threads}{f' --out {args.out}' if args.out else ''}` "
              f"({(time.monotonic() - started) / 60:.0f} min).", "",

@@ -35,6 +35,42 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x)[-1])
 
+    def feature_info(self, imgsz: int = 256) -> list[dict[str, Any]]:
+        """timm-style description of the levels ``forward_features`` returns: per level its
+        channels (``num_chs``), stride (``reduction``) and the module that produced it
+        (``module``: the outermost module whose output is that very tensor, else, for a level
+        reshaped in ``forward_features`` itself, the last module to finish with an output of
+        as many elements). Read from one forward at ``imgsz`` on the model's own device
+        (meta: shapes only, no compute)."""
+        finished: list[tuple[str, torch.Tensor]] = []  # in completion order; kept alive so ids stay unique
+
+        def hook_for(name: str):
+            def hook(_module, _inputs, out) -> None:
+                if isinstance(out, torch.Tensor):
+                    finished.append((name, out))
+            return hook
+
+        handles = [m.register_forward_hook(hook_for(n)) for n, m in self.named_modules() if n]
+        was_training = self.training
+        device = next((p.device for p in self.parameters()), torch.device("cpu"))
+        try:
+            self.eval()
+            with torch.no_grad():
+                levels = self.forward_features(torch.zeros(1, 3, imgsz, imgsz, device=device))
+        finally:
+            self.train(was_training)
+            for handle in handles:
+                handle.remove()
+        return [{"num_chs": int(level.shape[1]), "reduction": stride, "module": _producer(level, finished)}
+                for level, stride in zip(levels, self.out_strides)]
+
+
+def _producer(level: torch.Tensor, finished: list[tuple[str, torch.Tensor]]) -> str:
+    same = [name for name, out in finished if out is level]
+    if same:
+        return min(same, key=len)  # a stage and its last block return the same tensor: the stage
+    return next((name for name, out in reversed(finished) if out.numel() == level.numel()), "")
+
 
 def fuse_for_deploy(model: nn.Module) -> nn.Module:
     """Fold BN / re-parameterisable branches into single convs, in place.

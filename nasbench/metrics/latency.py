@@ -12,7 +12,8 @@
   so (``time_limited``) instead of silently timing less.
 - the same model gets the same figure whatever ran before it in the process: glibc's heap
   is kept (``steady_heap``), so a forward never page-faults on memory an earlier forward
-  handed back to the kernel; faults per timed run are recorded to show it.
+  handed back to the kernel (faults per timed run are recorded to show it), and Python's
+  garbage collector is paused while timing (``python_gc_paused``).
 - a timing taken while other processes used the CPU, or with a wide spread, is marked
   unstable (``Timing.unstable_reason``) with the load and spread that made it so.
 - ``backend`` picks the runtime (``nasbench.metrics.backends``); a model that a backend
@@ -25,6 +26,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import gc
 import math
 import os
 import resource
@@ -301,7 +303,7 @@ def time_models(
         time_limited=time_limited, backend=backend, allocator=allocator,
         what=(f"forward() on {backend} in eval + inference_mode, batch {batch}, {dtype}"
               f"{', channels_last' if channels_last else ''}, {'CUDA events' if dev.type == 'cuda' else 'perf_counter'}"
-              f", alternating {rounds} rounds over {len(prepared)} model(s)"),
+              f", Python GC paused, alternating {rounds} rounds over {len(prepared)} model(s)"),
     )
     results = {name: _failed(message, shapes[name], context) for name, message in errors.items()}
     for name in prepared:
@@ -407,7 +409,7 @@ def _sample(calls: Mapping[str, Callable[[], object]], dev: torch.device, plan: 
     chunks: dict[str, _Chunk] = {n: _Chunk() for n in calls}
     peak_mem: dict[str, int | None] = {}
     started = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), python_gc_paused():
         for name, call in calls.items():
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
@@ -426,6 +428,22 @@ def _sample(calls: Mapping[str, Callable[[], object]], dev: torch.device, plan: 
             for name, call in calls.items():
                 chunks[name].add(lambda c=call, n=n_runs, out=samples[name]: out.extend(timer(c) for _ in range(n)))
     return samples, peak_mem, chunks, rounds, runs < plan.runs
+
+
+@contextlib.contextmanager
+def python_gc_paused():
+    """Python's cyclic garbage collector off for a block (collected once first), as timeit and
+    torch.utils.benchmark do: a collection's cost grows with every object the process holds
+    (other models, fvcore's traces), so left on it would make a forward's latency depend on
+    what else lives in the process."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager

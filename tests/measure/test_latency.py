@@ -127,3 +127,27 @@ def test_a_busy_process_during_timing_is_seen_and_flagged() -> None:
         pytest.skip("no /proc/stat on this system")
     assert timing.other_load_cores > 0.5  # the spinning process: about one core
     assert timing.unstable and "other processes kept" in timing.unstable_reason
+
+
+def test_garbage_collection_is_paused_while_timing_and_restored() -> None:
+    import gc
+
+    from nasbench.metrics.latency import python_gc_paused
+
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(gc.isenabled())
+            return x
+
+    assert gc.isenabled()
+    time_models({"m": Probe()}, 4, plan=TimingPlan(warmup=1, runs=3, rounds=1))
+    assert seen and not any(seen) and gc.isenabled()
+    gc.disable()
+    try:
+        with python_gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own setting is kept
+    finally:
+        gc.enable()
