@@ -154,10 +154,12 @@ def main() -> None:
     peak = next((r for r in rows if "failed" not in r), {})
     import onnxruntime
 
+    from nasbench.metrics.latency import device_name
+
     lines = ["# Backends on this CPU: eager vs torch.compile vs ONNX Runtime, against the roofline bound", "",
              f"Command: `python benchmarks/backends.py --threads {args.threads} --runs {args.runs}"
              f"{f' --out {args.out}' if args.out else ''}` ({(time.monotonic() - started) / 60:.0f} min).", "",
-             f"Machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}"
+             f"Machine: {device_name(torch.device('cpu'))}, {args.threads} threads, torch {torch.__version__}"
              f", onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}; roofs measured here: "
              f"{peak.get('peak_gflops', float('nan')):.0f} GFLOP/s fp32 matmul, "
              f"{peak.get('peak_gbps', float('nan')):.0f} GB/s copy.", "",

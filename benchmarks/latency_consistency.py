@@ -124,13 +124,15 @@ def main() -> None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
     import torch
 
+    from nasbench.metrics.latency import device_name
+
     lines = ["# Latency consistency: the same model, whatever ran before it", "",
              "Command: `python benchmarks/latency_consistency.py --versions "
              f"{' '.join(f'{n}={r}' for n, r in refs.items())} "
              f"--rounds {args.rounds} "
              f"--threads {args.threads}{f' --out {args.out}' if args.out else ''}` "
              f"({(time.monotonic() - started) / 60:.0f} min).", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+             f"Machine: {device_name(torch.device('cpu'))}, {os.cpu_count()} cores, torch "
              f"{torch.__version__}, Python {platform.python_version()}; {args.threads} torch thread(s).", "",
              "Each cell: the median over rounds of (this situation's median latency) / (the same round's "
              f"`{REFERENCE}` median of the same model and code), with the smallest and largest ratio of the "
