@@ -89,7 +89,39 @@ def _eager(model: nn.Module, x: torch.Tensor, threads: int) -> tuple[Callable[[]
     return (lambda: model(x)), "eager PyTorch"
 
 
+# A probe compiles the model in a child process first (nasbench.metrics.compile_probe): a
+# crash there costs a child, not the compare. The parent then compiles from inductor's cache.
+COMPILE_PROBE_TIMEOUT_S = 900.0
+
+
+def compile_crash(model: nn.Module, x: torch.Tensor, threads: int) -> str | None:
+    """One line when compiling and running ``model`` kills a process, else None."""
+    import signal
+    import subprocess
+    import sys
+
+    buffer = io.BytesIO()
+    try:
+        torch.save(model, buffer)
+    except Exception:  # noqa: BLE001 - a model that cannot be pickled is compiled unprobed
+        return None
+    try:
+        done = subprocess.run([sys.executable, "-m", "nasbench.metrics.compile_probe", ",".join(map(str, x.shape)),
+                               str(x.dtype).split(".")[-1], str(threads)], input=buffer.getvalue(),
+                              capture_output=True, timeout=COMPILE_PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return f"torch.compile took over {COMPILE_PROBE_TIMEOUT_S:.0f} s compiling this model"
+    if done.returncode >= 0:
+        return None  # compiled, or failed with an exception the in-process compile reports itself
+    why = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+    name = signal.Signals(-done.returncode).name
+    return f"torch.compile crashed the process that compiled this model ({name}: {why})"
+
+
 def _compile(model: nn.Module, x: torch.Tensor, threads: int) -> tuple[Callable[[], object], str]:
+    crash = compile_crash(model, x, threads)
+    if crash:
+        raise BackendError(crash)
     compiled = torch.compile(model, dynamic=False)
     with torch.inference_mode():  # as it is timed: another grad mode would compile it a second time
         compiled(x)  # compiles now, so the compile time is setup, not latency
@@ -168,6 +200,15 @@ def _tensorrt(model: nn.Module, x: torch.Tensor, threads: int) -> tuple[Callable
 _BUILDERS = {"eager": _eager, "compile": _compile, "onnxruntime": _onnxruntime, "tensorrt": _tensorrt}
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of a compiler's message, with the next one when it only announces it
+    (inductor: "backend='inductor' raised:" then the real error)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return first_line(exc)
+
+
 def prepare(backend: str, model: nn.Module, x: torch.Tensor, threads: int) -> Prepared:
     """``model`` (eval, on ``x``'s device and dtype) on ``backend``, checked against eager.
 
@@ -186,7 +227,7 @@ def prepare(backend: str, model: nn.Module, x: torch.Tensor, threads: int) -> Pr
     except BackendError:
         raise
     except Exception as exc:  # an exporter's or compiler's own error: one line for this model
-        raise BackendError(f"{backend} failed: {first_line(exc)}") from None
+        raise BackendError(f"{backend} failed: {_reason(exc)}") from None
     setup_s = time.perf_counter() - start
     diff = check_outputs(got, want, Tolerance.for_dtype(x.dtype), backend)
     return Prepared(call=call, backend=backend, max_abs_diff=diff, setup_s=setup_s, detail=detail)

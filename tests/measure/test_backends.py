@@ -109,3 +109,26 @@ def test_compile_matches_eager() -> None:
     net = small_net()
     got = prepare("compile", net, torch.randn(1, 3, 16, 16), threads=1)
     assert got.max_abs_diff <= 1e-4 and got.setup_s > 0
+
+
+class AbortsWhenRun(nn.Module):
+    """Stands for a compiler whose generated code corrupts the heap: running it kills the process."""
+
+    def forward(self, x):
+        import os
+
+        os.abort()
+
+
+def test_a_compile_that_kills_its_process_is_one_line_not_a_dead_compare() -> None:
+    line = backends.compile_crash(AbortsWhenRun(), torch.randn(1, 3, 8, 8), threads=1)
+    assert line is not None and line.startswith("torch.compile crashed the process that compiled this model (SIGABRT")
+    assert "\n" not in line
+
+
+def test_a_model_another_process_cannot_load_is_compiled_unprobed() -> None:
+    class Local(nn.Module):  # a class pickle cannot find by name
+        def forward(self, x):
+            return x
+
+    assert backends.compile_crash(Local(), torch.randn(1, 3, 8, 8), threads=1) is None
