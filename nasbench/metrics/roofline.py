@@ -2,8 +2,9 @@
 
     bound_ms = max(FLOPs / peak FLOP/s, bytes moved / peak bandwidth)
 
-- peak FLOP/s: the best rate of a large matmul in the timed dtype on this device (on CUDA
-  with TF32 allowed for fp32, as cuDNN's convolutions use it by default);
+- peak FLOP/s: the best rate of a large matmul and of a 3x3 and a 1x1 convolution in the
+  timed dtype on this device (on CUDA with TF32 allowed for fp32, as cuDNN's convolutions
+  use it by default);
 - peak bandwidth: the best rate of tensor copies (bytes read + written) over buffers from
   cache size to memory size, so even data that never leaves a cache cannot beat it;
 - bytes moved: what eager execution reads and writes, every op's tensors once
@@ -29,22 +30,26 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import torch
+import torch.nn.functional as F
 
 from nasbench.errors import UserError
 from nasbench.metrics.cost import Cost
 from nasbench.paths import cache_dir
 
 PEAKS_FILE = "device_peaks.json"
-FORMAT = 1
+FORMAT = 2  # 2: convolutions among the compute roofs
 
 
 @dataclass(frozen=True)
 class PeakPlan:
-    """Sizes and repeats of the two microbenchmarks."""
+    """Sizes and durations of the microbenchmarks. Compute: the best rate of a square matmul
+    and of a 3x3 and a 1x1 convolution (oneDNN's convolutions beat the matmul library's
+    GEMM on some CPUs: 222 vs 199 GFLOP/s on this project's AMD EPYC); copies for bandwidth."""
 
     matmul_n: int = 2048  # square matmul side (CUDA: 8192)
+    conv_shapes: tuple[tuple[int, int, int, int], ...] = ((1, 512, 28, 3), (1, 1024, 28, 1))  # batch, ch, px, k
     copy_mib: tuple[float, ...] = (0.25, 2.0, 16.0, 128.0)  # buffer sizes, cache to memory (CUDA: 64, 512)
-    repeats: int = 5  # best of
+    seconds: float = 1.0  # each kernel repeated this long, the best run kept: this machine's speed drifts
 
 
 @dataclass(frozen=True)
@@ -79,53 +84,63 @@ class Bound:
         return "compute" if self.compute_ms >= self.memory_ms else "memory"
 
 
-def _best_s(fn: Callable[[], object], sync: Callable[[], None], repeats: int) -> float:
-    """Fastest of ``repeats`` calls after one warm-up, seconds."""
+def _best_s(fn: Callable[[], object], sync: Callable[[], None], seconds: float) -> float:
+    """Fastest call of ``fn`` over ``seconds`` of repeats (at least 3), after one warm-up."""
     fn()
     sync()
-    best = float("inf")
-    for _ in range(repeats):
+    best, runs, started = float("inf"), 0, time.perf_counter()
+    while runs < 3 or time.perf_counter() - started < seconds:
         start = time.perf_counter()
         fn()
         sync()
         best = min(best, time.perf_counter() - start)
+        runs += 1
     return best
 
 
-def _matmul_flops_per_s(device: torch.device, dtype: torch.dtype, n: int, repeats: int,
-                        sync: Callable[[], None]) -> float:
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    return 2 * n**3 / _best_s(lambda: torch.mm(a, b), sync, repeats)
+def _compute_flops_per_s(device: torch.device, dtype: torch.dtype, plan: PeakPlan, matmul_n: int,
+                         sync: Callable[[], None]) -> float:
+    """The best of a square matmul and the plan's convolutions, in FLOPs (2 per MAC) per second."""
+    a = torch.randn(matmul_n, matmul_n, device=device).to(dtype)
+    b = torch.randn(matmul_n, matmul_n, device=device).to(dtype)
+    best = 2 * matmul_n**3 / _best_s(lambda: torch.mm(a, b), sync, plan.seconds)
+    for batch, channels, px, k in plan.conv_shapes:
+        x = torch.randn(batch * (32 if device.type == "cuda" else 1), channels, px, px, device=device).to(dtype)
+        w = torch.randn(channels, channels, k, k, device=device).to(dtype)
+        flops = 2 * x.shape[0] * channels * channels * k * k * px * px
+        with torch.inference_mode():
+            best = max(best, flops / _best_s(lambda x=x, w=w, k=k: F.conv2d(x, w, padding=k // 2), sync, plan.seconds))
+    return best
 
 
-def _copy_bytes_per_s(device: torch.device, sizes_mib: tuple[float, ...], repeats: int,
+def _copy_bytes_per_s(device: torch.device, sizes_mib: tuple[float, ...], seconds: float,
                       sync: Callable[[], None]) -> float:
     best = 0.0
     for mib in sizes_mib:
         src = torch.ones(int(mib * 2**20) // 4, device=device)
         dst = torch.empty_like(src)
-        seconds = _best_s(lambda d=dst, s=src: d.copy_(s), sync, repeats)
-        best = max(best, 2 * src.numel() * src.element_size() / seconds)  # read + write
+        elapsed = _best_s(lambda d=dst, s=src: d.copy_(s), sync, seconds / len(sizes_mib))
+        best = max(best, 2 * src.numel() * src.element_size() / elapsed)  # read + write
     return best
 
 
 def measure_peaks(device: torch.device, dtype: str, name: str, plan: PeakPlan = PeakPlan()) -> Peaks:
-    """Run both microbenchmarks now, in the current thread setting."""
+    """Run the microbenchmarks now, in the current thread setting (a few seconds)."""
     from nasbench.metrics.latency import DTYPES
 
     cuda = device.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
     n = 8192 if cuda else plan.matmul_n
     sizes = (64.0, 512.0) if cuda else plan.copy_mib
-    old_tf32 = torch.backends.cuda.matmul.allow_tf32
-    try:
-        torch.backends.cuda.matmul.allow_tf32 = True  # cuDNN convolutions use TF32 for fp32 by default
-        flops = _matmul_flops_per_s(device, DTYPES[dtype], n, plan.repeats, sync)
+    old_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:  # cuDNN's convolutions use TF32 for fp32 by default: so may the roof
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        flops = _compute_flops_per_s(device, DTYPES[dtype], plan, n, sync)
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = old_tf32
-    bandwidth = _copy_bytes_per_s(device, sizes, plan.repeats, sync)
-    how = (f"best of {plan.repeats}: {n}x{n} {dtype} matmul; fp32 copies of "
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old_tf32
+    bandwidth = _copy_bytes_per_s(device, sizes, plan.seconds, sync)
+    convs = ", ".join(f"{k}x{k} conv {c} ch at {px} px" for _b, c, px, k in plan.conv_shapes)
+    how = (f"best over {plan.seconds:g} s each of a {n}x{n} {dtype} matmul, {convs}; fp32 copies of "
            f"{', '.join(f'{s:g}' for s in sizes)} MiB (read + write bytes)")
     return Peaks(device_name=name, dtype=dtype, threads=torch.get_num_threads(), torch_version=torch.__version__,
                  flops_per_s=flops, bytes_per_s=bandwidth, how=how,
