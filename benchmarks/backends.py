@@ -161,7 +161,7 @@ def main() -> None:
              f"{f' --out {args.out}' if args.out else ''}` ({(time.monotonic() - started) / 60:.0f} min).", "",
              f"Machine: {device_name(torch.device('cpu'))}, {args.threads} threads, torch {torch.__version__}"
              f", onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}; roofs measured here: "
-             f"{peak.get('peak_gflops', float('nan')):.0f} GFLOP/s fp32 matmul, "
+             f"{peak.get('peak_gflops', float('nan')):.0f} GFLOP/s fp32 (best of a matmul and two convolutions), "
              f"{peak.get('peak_gbps', float('nan')):.0f} GB/s copy.", "",
              "Batch 1, fp32, deploy form, native resolution; each preset in a fresh process; the three backends "
              "timed together in 5 alternating rounds (median, p10-p90 of the timed runs; `!` = flagged unstable). "
