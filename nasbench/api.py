@@ -49,7 +49,7 @@ def compare(models: Sequence[ModelArg], *, imgsz: int | None = None, device: str
     opts = CompareOptions(imgsz=imgsz, batch=batch, device=device, dtype=dtype, threads=threads, fuse=fuse,
                           crosscheck=crosscheck, plan=plan or TimingPlan(), detector=detector, estimator=estimate,
                           backend=backend)
-    return compare_models([_spec(m, i) for i, m in enumerate(models)], opts)
+    return compare_models([_spec(m, i) for i, m in enumerate(models)], opts).frame
 
 
 def measure(model: ModelArg, **options) -> dict:

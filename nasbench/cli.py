@@ -45,7 +45,7 @@ class NasbenchGroup(click.Group):
 @click.version_option(__version__, prog_name="nasbench")
 def main() -> None:
     """Honest measurement, comparison and latency-budgeted search of lightweight
-    vision backbones (MobileViT, EfficientViT, GhostNetV3, Mobile-Former, VOLO).
+    vision backbones (`nasbench models` lists every family the zoo holds).
 
     Units everywhere: params (count), MACs (multiply-accumulates), FLOPs = 2 x MACs,
     latency in milliseconds.
@@ -212,7 +212,6 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
     from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
     from nasbench.report.table import rows_table
 
-    backbone_columns = [c for c in TERMINAL_COLUMNS if not c[0].startswith("det_")]
     command = click.get_current_context().find_root().invoked_subcommand or "compare"  # or "baseline"
     out_dir = out_dir or timestamped_dir(DEFAULT_REPORTS, command)
     ensure_writable_dir(out_dir, "report directory")  # fail before measuring, not after
@@ -230,31 +229,33 @@ def compare_cmd(models, device, imgsz, batch, dtype, channels_last, threads, run
         cuda_graph=cuda_graph,
     )
     with err_console.status("measuring") as status:
-        frame = compare_models(list(models), opts, log=lambda s: status.update(s))
-    console.print(rows_table(frame, title=f"nasbench {command}", columns=backbone_columns))
+        result = compare_models(list(models), opts, log=lambda s: status.update(s))
+    frame = result.frame
+    console.print(rows_table(frame, title=f"nasbench {command}", columns=TERMINAL_COLUMNS))
     if "det_params" in frame.columns:
         console.print(rows_table(frame, title=f"RT-DETR on each backbone at {det_imgsz} px, Δ vs rtdetr_l",
                                  columns=DETECTOR_TERMINAL_COLUMNS))
-    _print_context(frame)
+    _print_context(result)
     if by_module:
         _print_by_module(list(models), opts)
-    written = write_compare_report(frame, out_dir, csv_path=csv_path, command=command)
+    written = write_compare_report(result, out_dir, csv_path=csv_path, command=command)
     console.print("wrote " + ", ".join(shown_path(p) for p in written), highlight=False, soft_wrap=True)
 
 
-def _print_context(frame) -> None:
+def _print_context(result) -> None:
+    frame, run = result.frame, result.run
     first = frame.iloc[0]
     limited = bool(frame["time_limited"].any())
     console.print(
         f"device: {first['device_name']} ({first['device']}), {first['dtype']}, batch {first['batch']}, "
         f"threads {first['threads']}, torch {first['torch_version']}"
         + (f", CUDA {first['cuda_version']}" if first["cuda_version"] else "")
-        + f"\ntimed: {frame.attrs.get('timing_what', '')}", highlight=False)
+        + f"\ntimed: {run.timing_what}", highlight=False)
     if limited:
         console.print(styled(("time limit reached: fewer runs than asked (see latency_runs)", "yellow")))
     console.print(f"backend: {first['backend']}; host memory: {first['allocator']}", highlight=False)
-    if "peaks_what" in frame.attrs:
-        console.print(frame.attrs["peaks_what"], highlight=False, soft_wrap=True)
+    if run.peaks_what:
+        console.print(run.peaks_what, highlight=False, soft_wrap=True)
     for _, row in frame.iterrows():
         if isinstance(row.get("graph_error"), str):
             console.print(styled((f"{row['name']}: no CUDA-graph figure: {row['graph_error']}", "yellow")),
@@ -269,8 +270,8 @@ def _print_context(frame) -> None:
         from nasbench.estimate import validity_line
 
         console.print(f"estimate: {validity_line(frame['estimator'].iloc[0])}", highlight=False)
-    if "det_timing_what" in frame.attrs:
-        console.print(f"detector: {frame.attrs['det_timing_what']}; Δ % = 100 × (value / rtdetr_l's − 1)",
+    if run.det_timing_what:
+        console.print(f"detector: {run.det_timing_what}; Δ % = 100 × (value / rtdetr_l's − 1)",
                       highlight=False)
         if bool(frame["det_time_limited"].any()):
             console.print(styled(("detector time limit reached: fewer runs (see det_latency_runs)", "yellow")))

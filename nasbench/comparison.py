@@ -175,14 +175,28 @@ def result_row(cand: Candidate, timing: Timing, batch: int, peaks: Peaks | None)
     return row
 
 
-def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: Log = lambda s: None) -> pd.DataFrame:
-    """Measure every named (or already resolved) model; one DataFrame row each, in the order given.
+@dataclass(frozen=True)
+class RunContext:
+    """What a comparison's rows do not hold: how it was timed, its wall time and the configs."""
 
-    ``frame.attrs`` adds what the rows do not hold: what was timed and how (``timing_what``,
-    ``warmup_runs``, ``runs_asked``, ``time_limit_s``, ``peaks_what``), the wall time
-    (``wall_s``) and each zoo model's config mapping (``configs``: label -> family + knobs,
-    for the report).
-    """
+    timing_what: str  # what was timed and how, one line
+    warmup_runs: int
+    runs_asked: int
+    time_limit_s: float | None
+    wall_s: float
+    configs: dict[str, dict]  # label -> family + knobs of each zoo model, for the report's config blocks
+    peaks_what: str | None = None  # the roofline peaks used, when measured
+    det_timing_what: str | None = None  # the detector timing, with --detector
+
+
+@dataclass(frozen=True)
+class Comparison:
+    frame: pd.DataFrame  # one row per model, in the order given: the CSV's columns
+    run: RunContext
+
+
+def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: Log = lambda s: None) -> Comparison:
+    """Measure every named (or already resolved) model; one DataFrame row each, in the order given."""
     started_s = time.monotonic()
     if not names:
         raise UserError("name at least one model (run `nasbench models` for the list)")
@@ -209,14 +223,12 @@ def compare_models(names: list[str | zoo.ModelSpec], opts: CompareOptions, log: 
     for col in ("macs_fvcore", "macs_thop", "det_macs_thop_x2"):
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64")  # integers that may be missing
-    frame.attrs.update(timing_what=next(iter(timings.values())).what, warmup_runs=opts.plan.warmup,
-                       runs_asked=opts.plan.runs, time_limit_s=opts.plan.time_limit_s,
-                       configs=model_configs(candidates), wall_s=time.monotonic() - started_s)
-    if peaks is not None:
-        frame.attrs["peaks_what"] = peaks_line(peaks)
-    if detectors:
-        frame.attrs["det_timing_what"] = detectors.what
-    return frame
+    run = RunContext(timing_what=next(iter(timings.values())).what, warmup_runs=opts.plan.warmup,
+                     runs_asked=opts.plan.runs, time_limit_s=opts.plan.time_limit_s,
+                     wall_s=time.monotonic() - started_s, configs=model_configs(candidates),
+                     peaks_what=peaks_line(peaks) if peaks is not None else None,
+                     det_timing_what=detectors.what if detectors else None)
+    return Comparison(frame, run)
 
 
 def build_candidates(specs: list[zoo.ModelSpec], opts: CompareOptions, log: Log) -> list[Candidate]:

@@ -157,9 +157,11 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Also time each candidate replayed from a CUDA graph (--device cuda, --backend eager): a "
                    "latency_graph_ms column; the budget still judges the eager latency.")
 @click.option("--unstable-timing", type=click.Choice(UNSTABLE), default="fail", show_default=True,
+              envvar="NASBENCH_UNSTABLE_TIMING",
               help="A candidate timed while other processes used the CPU, or with a wide spread, is re-timed twice; "
                    "still unstable: 'fail' the trial (never judged against the budget) or 'accept' the last timing, "
-                   "marked unstable in the trial and the report (several workers sharing one machine's cores).")
+                   "marked unstable in the trial and the report (several workers sharing one machine's cores). "
+                   "Also read from $NASBENCH_UNSTABLE_TIMING (a shared CI runner).")
 @click.option("--study", "study_name", default=None,
               help="Study name [default: derived from space, target, device, imgsz, budget: re-running resumes].")
 @click.option("--storage", default=DEFAULT_STORAGE, show_default=True,

@@ -12,9 +12,10 @@ import platform
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from markupsafe import Markup
 
 from nasbench import __version__
 from nasbench.report.files import csv_text, ensure_writable_dir
@@ -31,13 +32,13 @@ from nasbench.report.page import (
     cards_html,
     column_values,
     columns_html,
-    config_details,
+    config_block,
     configs_grid,
     detector_note,
     duration_text,
-    esc,
     family_colors,
     has_values,
+    macros,
     notes_html,
     num,
     render_page,
@@ -47,6 +48,9 @@ from nasbench.report.page import (
 )
 from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
 from nasbench.report.svg import Series, scatter_svg
+
+if TYPE_CHECKING:  # the comparison module imports torch and the zoo; the page needs only its types
+    from nasbench.comparison import Comparison, RunContext
 
 BASELINE_SOURCE = "baseline"  # the schema's `source` of the rtdetr_l reference row
 _T = {c[0]: c for c in TERMINAL_COLUMNS}
@@ -59,6 +63,7 @@ RESULT_COLUMNS: list[Column] = [
 ]
 DETECTOR_COLUMNS: list[Column] = [*DETECTOR_TERMINAL_COLUMNS, ("det_latency_runs", "det runs", 1, "{:d}"),
                                   ("det_peak_mem_mb", "det peak mem MiB", 1, "{:.1f}")]
+PAGE = macros("compare.html.j2")  # the section markup
 DELTA_NOTE = "Δ % = 100 × (value / rtdetr_l's − 1): negative means smaller, cheaper or faster than rtdetr_l"
 
 
@@ -130,8 +135,8 @@ def _latency_label(frame: pd.DataFrame, *, detector: bool = False) -> str:
 
 
 # ----------------------------------------------------------------------------- sections
-def summary_html(frame: pd.DataFrame) -> str:
-    a, first = frame.attrs, frame.iloc[0]
+def summary_html(frame: pd.DataFrame, run: RunContext) -> Markup:
+    first = frame.iloc[0]
     det = has_values(frame, "det_params")
     folded = int(frame["deploy_form"].astype(bool).sum()) if "deploy_form" in frame.columns else None
     models = [("models", f"{len(frame)}: " + ", ".join(str(n) for n in frame["name"])),
@@ -147,40 +152,33 @@ def summary_html(frame: pd.DataFrame) -> str:
           ("python", platform.python_version()), ("nasbench", __version__)]
     runs = [int(v) for v in column_values(frame, "latency_runs") if v is not None]
     taken = (f"{min(runs)}" if min(runs) == max(runs) else f"{min(runs)}–{max(runs)}") if runs else None
-    asked = a.get("runs_asked")
+    asked = run.runs_asked
     crosscheck = has_values(frame, "macs_fvcore") or has_values(frame, "macs_thop")
     measurement = [("MAC counter", _distinct(frame, "counter")),
                    ("cross-check", "fvcore, thop" if crosscheck else "off (--no-crosscheck)"),
-                   ("warm-up runs", a.get("warmup_runs")),
+                   ("warm-up runs", run.warmup_runs),
                    ("timed runs per model", f"{taken} (asked {asked})" if taken and asked else taken),
-                   ("time limit", f"{a['time_limit_s']:g} s for all timing" if num(a.get("time_limit_s")) else None),
-                   ("wall time", duration_text(a.get("wall_s")))]
+                   ("time limit", f"{run.time_limit_s:g} s for all timing" if num(run.time_limit_s) else None),
+                   ("wall time", duration_text(run.wall_s))]
     return cards_html([("Models", models), ("Hardware and software", hw), ("Measurement", measurement)])
 
 
-def results_html(frame: pd.DataFrame, anchors: dict[str, str]) -> str:
-    same_size = len(_distinct(frame, "imgsz")) == 1
-    caption = ("Click a header to sort; hover a header for its meaning and unit. params and MACs are per image, of "
-               "the measured (deploy) form; fvcore and thop are cross-checks (see Methodology). Full precision is "
-               "in <code>compare.csv</code>.")
+def results_html(frame: pd.DataFrame, anchors: dict[str, str]) -> Markup:
+    validity = None
     if has_values(frame, "estimator"):
         from nasbench.estimate import validity_line
 
-        caption += (" est. top-1 / est. score: " + esc(validity_line(_distinct(frame, "estimator")[0]))
-                    + "; for a preset the estimate was made without its own family, so its gap to the published "
-                    "top-1 is the estimator's real error.")
-    if not same_size:
-        caption += " <b>The models ran at different input sizes</b> (imgsz): their MACs and latency are not comparable."
-    return (f"<p class='caption' style='margin:0 0 8px'>{caption}</p>"
-            + table_html(frame, RESULT_COLUMNS, table_id="results-table", row_classes=_row_classes,
-                         name_link=lambda r: anchors.get(str(r.get("name")))))
+        validity = validity_line(_distinct(frame, "estimator")[0])
+    table = table_html(frame, RESULT_COLUMNS, table_id="results-table", row_classes=_row_classes,
+                       name_link=lambda r: anchors.get(str(r.get("name"))))
+    return PAGE.results(table, validity, len(_distinct(frame, "imgsz")) == 1)
 
 
 def _row_classes(r: dict[str, Any]) -> list[str]:
     return ["ref"] if _is_baseline(r) else []
 
 
-def detector_html(frame: pd.DataFrame) -> str:
+def detector_html(frame: pd.DataFrame) -> Markup | str:
     if not has_values(frame, "det_params"):
         return ""
     y_label = _latency_label(frame, detector=True)
@@ -189,16 +187,11 @@ def detector_html(frame: pd.DataFrame) -> str:
     params = cost_plot(frame, x_col="det_params", x_scale=1e-6, x_label="detector parameters, M (deploy form)",
                        y_col="det_latency_ms", y_label=y_label, plot_id="plot-det-params-latency",
                        title="Detector params vs latency", detector=True)
-    return (table_html(frame, DETECTOR_COLUMNS, table_id="det", row_classes=_row_classes)
-            + f"<p class='caption'>The whole RT-DETR detector built on each backbone at "
-            f"{esc(as_text(frame['det_imgsz'].iloc[0]))} px, timed in one alternating run with rtdetr_l (the "
-            f"highlighted row, the reference itself). {esc(DELTA_NOTE)}. det thop×2 is Ultralytics' “GFLOPs” "
-            "convention, for comparison with published numbers.</p>"
-            f"<div class='grid2' style='margin:0'><div>{macs}</div><div>{params}</div></div>")
+    table = table_html(frame, DETECTOR_COLUMNS, table_id="det", row_classes=_row_classes)
+    return PAGE.detector(table, as_text(frame["det_imgsz"].iloc[0]), DELTA_NOTE, Markup(macs), Markup(params))
 
 
-def configs_html(frame: pd.DataFrame, anchors: dict[str, str]) -> str:
-    configs = frame.attrs.get("configs") or {}
+def configs_html(frame: pd.DataFrame, configs: dict[str, dict], anchors: dict[str, str]) -> Markup | str:
     blocks = []
     for r in frame.to_dict("records"):
         name = str(r["name"])
@@ -207,17 +200,16 @@ def configs_html(frame: pd.DataFrame, anchors: dict[str, str]) -> str:
         lat, macs = num(r.get("latency_ms")), num(r.get("macs"))
         summary = f"{name} — {r.get('family')}" + (f" · {lat:.2f} ms" if lat is not None else "") \
             + (f" · {macs / 1e9:.3f} GMACs" if macs is not None else "")
-        blocks.append(config_details(anchors[name][len("cfg-"):], summary, name, configs[name]))
+        blocks.append(config_block(anchors[name][len("cfg-"):], summary, name, configs[name]))
     return configs_grid(blocks) if blocks else ""
 
 
-def methodology_notes(frame: pd.DataFrame) -> list[str]:
-    a = frame.attrs
+def methodology_notes(frame: pd.DataFrame, run: RunContext) -> list[str]:
     notes = [MACS_NOTE, DEPLOY_NOTE]
     if has_values(frame, "macs_fvcore") or has_values(frame, "macs_thop"):
         notes.append(CROSSCHECK_NOTE)
-    notes.append(f"Latency: {as_text(a.get('timing_what'))}; {as_text(a.get('warmup_runs'))} warm-up runs per model, "
-                 f"then up to {as_text(a.get('runs_asked'))} timed runs (latency_runs says how many were taken), "
+    notes.append(f"Latency: {run.timing_what}; {run.warmup_runs} warm-up runs per model, "
+                 f"then up to {run.runs_asked} timed runs (latency_runs says how many were taken), "
                  "split into alternating rounds across the models so machine drift hits all alike. latency_ms is the "
                  "median, latency_p10_ms / latency_p90_ms the spread. " + TIMING_CAVEAT)
     if len(_distinct(frame, "imgsz")) > 1:
@@ -226,52 +218,56 @@ def methodology_notes(frame: pd.DataFrame) -> list[str]:
     notes.append("No proxy task: a comparison trains nothing and estimates no accuracy, it measures cost and speed "
                  "only. Accuracy ranks come from nasbench search (proxy training) or nasbench train.")
     if has_values(frame, "det_params"):
-        notes.append(detector_note(frame["det_imgsz"].iloc[0], as_text(a.get("det_timing_what")))
+        notes.append(detector_note(frame["det_imgsz"].iloc[0], as_text(run.det_timing_what))
                      + f" {DELTA_NOTE}.")
     return notes
 
 
 # ----------------------------------------------------------------------------- page and files
-def render_compare_html(frame: pd.DataFrame, *, command: str = "compare", generated: datetime | None = None) -> str:
-    """The comparison page of result rows ``frame`` (as `compare_models` returns it)."""
-    first = frame.iloc[0]
-    names = [str(n) for n in frame["name"]]
-    configs = frame.attrs.get("configs") or {}
-    anchors = {n: f"cfg-{i}" for i, n in enumerate(names) if n in configs}
+def _subtitle(frame: pd.DataFrame) -> str:
+    first, n = frame.iloc[0], len(frame)
     sizes = _imgsz_text(frame) if len(_distinct(frame, "imgsz")) == 1 else "input sizes differ"
     device = (f"{as_text(first['device_name'])} ({as_text(first['device'])}, {as_text(first['dtype'])}, "
               f"{as_text(first['threads'])} threads)")
-    sub = " · ".join((f"{len(names)} model{'s' if len(names) != 1 else ''}", sizes, device,
-                      f"batch {as_text(first['batch'])}"))
-    limited = [c for c in ("time_limited", "det_time_limited") if c in frame.columns and frame[c].astype(bool).any()]
-    banner = ("<div class='warn'><b>Time limit reached.</b> Some models got fewer timed runs than asked (see the "
-              "runs columns); their spread is less certain.</div>") if limited else ""
+    return " · ".join((f"{n} model{'s' if n != 1 else ''}", sizes, device, f"batch {as_text(first['batch'])}"))
+
+
+def _cost_sections(frame: pd.DataFrame) -> list[Section]:
+    """The two half-width plots: MACs and params against latency."""
     macs = cost_plot(frame, x_col="macs", x_scale=1e-9, x_label=MACS_AXIS, y_col="latency_ms",
                      y_label=_latency_label(frame), plot_id="plot-macs-latency", title="MACs vs latency by family")
     params = cost_plot(frame, x_col="params", x_scale=1e-6, x_label="parameters, M (deploy form)", y_col="latency_ms",
                        y_label=_latency_label(frame), plot_id="plot-params-latency",
                        title="Params vs latency by family")
-    star = "; the star is rtdetr_l's backbone (HGNetv2-L)" if (frame["source"] == BASELINE_SOURCE).any() else ""
-    plot_caption = ("<p class='caption'>One point per model, coloured by family" + star
-                    + ". Hover a point for its numbers.</p>")
+    baseline = bool((frame["source"] == BASELINE_SOURCE).any())
+    return [Section("cost", "MACs vs latency", "MACs vs latency by family", PAGE.plot(Markup(macs), baseline),
+                    half=True),
+            Section("params", "Params vs latency", "Params vs latency by family", PAGE.plot(Markup(params), baseline),
+                    half=True)]
+
+
+def render_compare_html(result: Comparison, *, command: str = "compare", generated: datetime | None = None) -> str:
+    """The comparison page of a comparison (as `compare_models` returns it)."""
+    frame, run = result.frame, result.run
+    names = [str(n) for n in frame["name"]]
+    anchors = {n: f"cfg-{i}" for i, n in enumerate(names) if n in run.configs}
+    limited = [c for c in ("time_limited", "det_time_limited") if c in frame.columns and frame[c].astype(bool).any()]
     sections = [
-        Section("summary", "Summary", "Summary", summary_html(frame)),
+        Section("summary", "Summary", "Summary", summary_html(frame, run)),
         Section("results", "Results", f"Results ({len(names)} model{'s' if len(names) != 1 else ''})",
                 results_html(frame, anchors)),
-        Section("cost", "MACs vs latency", "MACs vs latency by family", macs + plot_caption, half=True),
-        Section("params", "Params vs latency", "Params vs latency by family", params + plot_caption, half=True),
+        *_cost_sections(frame),
         Section("detector", "Detector vs rtdetr_l", "Detector-level cost vs rtdetr_l", detector_html(frame)),
-        Section("configs", "Model configs", "Model configs", configs_html(frame, anchors)),
-        Section("columns", "CSV columns", "CSV columns",
-                "<p class='caption' style='margin:0 0 8px'><code>compare.csv</code> has one row per model; plain "
-                "numbers in the units the names say.</p>" + columns_html(frame)),
-        Section("method", "Methodology", "Methodology", notes_html(methodology_notes(frame))),
+        Section("configs", "Model configs", "Model configs", configs_html(frame, run.configs, anchors)),
+        Section("columns", "CSV columns", "CSV columns", PAGE.columns(columns_html(frame))),
+        Section("method", "Methodology", "Methodology", notes_html(methodology_notes(frame, run))),
     ]
-    return render_page(kind=command, title=_title(names), title_id="report-title", sub=sub, sections=sections,
-                       banner=banner, version=__version__, generated=generated)
+    return render_page(kind=command, title=_title(names), title_id="report-title", sub=_subtitle(frame),
+                       sections=sections, banner=PAGE.time_limit_banner() if limited else "", version=__version__,
+                       generated=generated)
 
 
-def write_compare_report(frame: pd.DataFrame, out_dir: Path, *, csv_path: Path | None = None,
+def write_compare_report(result: Comparison, out_dir: Path, *, csv_path: Path | None = None,
                          command: str = "compare") -> list[Path]:
     """Write ``compare.csv`` (and ``csv_path`` if given) and ``index.html`` into ``out_dir``, each atomically.
 
@@ -280,9 +276,9 @@ def write_compare_report(frame: pd.DataFrame, out_dir: Path, *, csv_path: Path |
     """
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir, "report directory")
-    table = csv_text(frame)
+    table = csv_text(result.frame)
     files = {out_dir / "compare.csv": table}
     if csv_path is not None:
         files[Path(csv_path)] = table
-    files[out_dir / "index.html"] = render_compare_html(frame, command=command)
+    files[out_dir / "index.html"] = render_compare_html(result, command=command)
     return write_files(files)

@@ -86,7 +86,8 @@ COLUMNS: dict[str, str] = {
     "det_latency_delta_pct": "det_latency_ms vs rtdetr_l's from the same run, % (+ = slower)",
 }
 
-# Subset shown in the terminal, in order, with display scaling: (column, header, scale, fmt).
+# The backbone columns shown in the terminal (and the compare page), in order, with display
+# scaling: (column, header, scale, fmt). Detector columns have their own table below.
 TERMINAL_COLUMNS: list[tuple[str, str, float, str]] = [
     ("name", "model", 1, "{}"),
     ("family", "family", 1, "{}"),
@@ -124,7 +125,6 @@ DETECTOR_TERMINAL_COLUMNS: list[tuple[str, str, float, str]] = [
     ("det_latency_p90_ms", "det p90 ms", 1, "{:.1f}"),
     ("det_latency_delta_pct", "Δ latency %", 1, "{:+.1f}"),
 ]
-TERMINAL_COLUMNS += [c for c in DETECTOR_TERMINAL_COLUMNS if c[0].startswith("det_")]
 
 # Columns a study adds to the result-row schema (documentation next to the name).
 STUDY_COLUMNS: dict[str, str] = {

@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+from markupsafe import Markup
 
 from nasbench.report.files import csv_text, ensure_writable_dir
 from nasbench.report.page import (
@@ -24,19 +25,22 @@ from nasbench.report.page import (
     MACS_NOTE,
     SCRIPT,
     TIMING_CAVEAT,
+    Cell,
+    Header,
+    Row,
     Section,
+    TableView,
     as_text,
     cards_html,
     cell,
     column_values,
     columns_html,
-    config_details,
-    configs_grid,
+    config_block,
     detector_note,
     duration_text,
-    esc,
     family_colors,
     has_values,
+    macros,
     notes_html,
     num,
     render_page,
@@ -56,6 +60,7 @@ PRESET = "#E69F00"
 BASELINE = BASELINE_COLOR
 INFEASIBLE = "#d9534f"
 MAX_FRONT_LABELS = 10  # more labels than this overlap; the Pareto table names them all
+PAGE = macros("study.html.j2")  # the section markup
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -288,66 +293,59 @@ def knob_columns(frame: pd.DataFrame) -> list[tuple[str, str, float, str]]:
     return [(c, c[len(KNOB_PREFIX):], 1, "{}") for c in frame.columns if c.startswith(KNOB_PREFIX)]
 
 
-def reference_table(data: StudyData) -> str:
+def reference_table(data: StudyData) -> tuple[Markup | None, str]:
+    """The presets' and the baseline's rows (or None when the study has neither) and a caption note."""
     refs = pd.concat([f for f in (data.presets, data.baseline) if len(f)], ignore_index=True) \
         if len(data.presets) or len(data.baseline) else pd.DataFrame()
     if refs.empty:
-        return "<p class='muted'>The study records no presets or baseline.</p>"
+        return None, ""
     cols = [c for c in DISPLAY_COLUMNS
             if c[0] not in ("trial", "state", "feasible", "duplicate_of", "duration_s", "reason")]
     note = ""
     if len(data.baseline) and has_values(data.baseline, "det_macs"):
-        name = esc(str(data.baseline["name"].iloc[0]))
-        note = (f"<p class='caption'>{name}: the params, MACs and latency columns are its backbone alone, measured "
-                "like the trials; the det columns are the whole detector.</p>")
-    return table_html(refs, cols, table_id="refs", sortable=False) + note
+        note = (f"{data.baseline['name'].iloc[0]}: the params, MACs and latency columns are its backbone alone, "
+                "measured like the trials; the det columns are the whole detector.")
+    return table_html(refs, cols, table_id="refs", sortable=False), note
 
 
-def detector_table(data: StudyData) -> str:
+DETECTOR_METRICS = [("det_params", "det params M", 1e-6, "{:.2f}"), ("det_macs", "det MACs G", 1e-9, "{:.2f}"),
+                    ("det_flops", "det FLOPs G (2×MACs)", 1e-9, "{:.2f}"),
+                    ("det_latency_ms", "det latency ms", 1, "{:.1f}")]
+
+
+def _ratio_cell(value: Any, base: Any) -> Cell:
+    v, b = num(value), num(base)
+    return Cell(f"{v / b:.2f}×", "num", repr(v / b)) if v is not None and b else Cell("—", "num", "")
+
+
+def detector_table(data: StudyData) -> Markup | str:
+    """The whole detector on each Pareto backbone, with ratios to the baseline's own detector."""
     front, base = data.pareto, data.baseline
-    has_det = has_values(front, "det_macs") or has_values(front, "det_latency_ms") or has_values(front, "det_params")
-    if not has_det:
+    if not any(has_values(front, c) for c in ("det_macs", "det_latency_ms", "det_params")):
         return ""
     ref = base.iloc[0].to_dict() if len(base) else {}
     base_name = str(ref.get("name", "baseline"))
-    metrics = [("det_params", "det params M", 1e-6, "{:.2f}"), ("det_macs", "det MACs G", 1e-9, "{:.2f}"),
-               ("det_flops", "det FLOPs G (2×MACs)", 1e-9, "{:.2f}"), ("det_latency_ms", "det latency ms", 1, "{:.1f}")]
-    metrics = [m for m in metrics if has_values(front, m[0])]
+    metrics = [m for m in DETECTOR_METRICS if has_values(front, m[0])]
     ratio_cols = [m for m in metrics if num(ref.get(m[0])) not in (None, 0.0) and m[0] != "det_flops"]
     context = [m for m in (("proxy_top1", "proxy top-1 %", 1, "{:.2f}"), ("latency_ms", "backbone ms", 1, "{:.2f}"))
                if has_values(front, m[0])]
-    head = "<th>model</th>" + "".join(f"<th title='{esc(column_doc(c))}'>{esc(h)}</th>" for c, h, _, _ in context) \
-        + "".join(f"<th title='{esc(column_doc(c))}'>{esc(h)}</th>" for c, h, _, _ in metrics) \
-        + "".join(f"<th>{esc(h.split(' ')[1])} vs {esc(base_name)}</th>" for _, h, _, _ in ratio_cols)
+    headers = [Header("model"), *(Header(h, column_doc(c)) for c, h, _, _ in context + metrics),
+               *(Header(f"{h.split(' ')[1]} vs {base_name}") for _, h, _, _ in ratio_cols)]
     rows = []
     if ref:
-        rows.append("<tr class='ref'><td class='txt'><b>" + esc(base_name) + "</b></td>"
-                    + "".join(cell(ref.get(c), c, s, f) for c, _, s, f in context)
-                    + "".join(cell(ref.get(c), c, s, f) for c, _, s, f in metrics)
-                    + "".join("<td class='num'>1.00×</td>" for _ in ratio_cols) + "</tr>")
+        rows.append(Row([Cell(base_name, "bold"), *(cell(ref.get(c), c, s, f) for c, _, s, f in context + metrics),
+                         *(Cell("1.00×", "num") for _ in ratio_cols)], ["ref"]))
     for r in front.to_dict("records"):
-        ratios = []
-        for c, _, _, _ in ratio_cols:
-            v, b = num(r.get(c)), num(ref.get(c))
-            ratios.append(f"<td class='num' data-v='{v / b!r}'>{v / b:.2f}×</td>" if v is not None and b else
-                          "<td class='num' data-v=''>—</td>")
-        rows.append(f"<tr><td class='txt'>{esc(str(r.get('name')))}</td>"
-                    + "".join(cell(r.get(c), c, s, f) for c, _, s, f in context)
-                    + "".join(cell(r.get(c), c, s, f) for c, _, s, f in metrics) + "".join(ratios) + "</tr>")
+        rows.append(Row([Cell(str(r.get("name"))), *(cell(r.get(c), c, s, f) for c, _, s, f in context + metrics),
+                         *(_ratio_cell(r.get(c), ref.get(c)) for c, _, _, _ in ratio_cols)]))
     det_imgsz = data.attrs.get("det_imgsz")
-    caption = (f"Whole RT-DETR detector built on each Pareto backbone, at {esc(str(det_imgsz))} px"
-               if det_imgsz else "Whole RT-DETR detector built on each Pareto backbone")
-    caption += f" (the {esc(base_name)} row: its own backbone's numbers in the first columns)" if ref else ""
-    if not ref:
-        caption += "; no rtdetr_l baseline was recorded, so no ratios"
-    return (f"<div class='scroll'><table id='det' class='sortable'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div><p class='caption'>{caption}. "
-            "Ratios below 1 mean cheaper or faster than the baseline.</p>")
+    caption = "Whole RT-DETR detector built on each Pareto backbone" + (f", at {det_imgsz} px" if det_imgsz else "")
+    caption += (f" (the {base_name} row: its own backbone's numbers in the first columns)" if ref
+                else "; no rtdetr_l baseline was recorded, so no ratios")
+    return PAGE.detector(TableView("det", headers, rows), caption)
 
 
-def configs_html(data: StudyData) -> str:
-    if data.pareto.empty:
-        return "<p class='muted'>No Pareto point yet.</p>"
+def configs_html(data: StudyData) -> Markup:
     _, scale, short = _objective_axis(data.attrs)
     out = []
     for r in data.pareto.to_dict("records"):
@@ -359,12 +357,12 @@ def configs_html(data: StudyData) -> str:
             summary += f" · {lat:.2f} ms"
         if val is not None:
             summary += f" · {short} {val * scale:.2f}" + ("" if short != "MACs" else " G")
-        out.append(config_details(str(n), summary, str(r["name"]), cfg))
-    return configs_grid(out)
+        out.append(config_block(str(n), summary, str(r["name"]), cfg))
+    return PAGE.configs(out)
 
 
 # ----------------------------------------------------------------------------- text
-def summary_html(data: StudyData, storage_label: str | None) -> str:
+def summary_html(data: StudyData, storage_label: str | None) -> Markup:
     a, c = data.attrs, data.counts
     budget = num(a.get("budget_ms"))
     caps = ", ".join(x for x in (
@@ -459,73 +457,66 @@ def methodology_notes(data: StudyData) -> list[str]:
     return notes
 
 
-def render_study_html(data: StudyData, *, storage_label: str | None = None, generated: datetime | None = None) -> str:
-    a = data.attrs
-    _, _, short = _objective_axis(a)
+def _subtitle(a: dict[str, Any]) -> str:
     budget = num(a.get("budget_ms"))
-    sub = " · ".join(x for x in (
+    return " · ".join(x for x in (
         f"space {as_text(a.get('space'))}", f"families {as_text(a.get('families'))}",
         f"target {as_text(a.get('target'))}",
         f"budget {budget:g} ms" if budget is not None else "",
         f"{as_text(a.get('device_name'))} ({as_text(a.get('device'))}, {as_text(a.get('dtype'))}, "
         f"{as_text(a.get('threads'))} threads)",
     ) if x)
-    warn = ""
+
+
+def _banner(a: dict[str, Any]) -> Markup | str:
+    """A warning above the page when the objective is not an accuracy signal at all."""
     if (a.get("proxy") or {}).get("synthetic"):
-        warn = ("<div class='warn'><b>Synthetic proxy data.</b> The accuracy axis comes from training on generated "
-                "images, not a real dataset: use it to rank candidates, not as an accuracy estimate.</div>")
-    elif objective_name(a) == "estimate":
-        warn = ""
-    elif not a.get("proxy"):
-        warn = ("<div class='warn'><b>Cost-only search.</b> No candidate was trained; the objective is MACs that fit "
-                "the latency budget, not accuracy.</div>")
-    imp = data.importances
-    imp_body = ""
-    if imp.objective or imp.latency:
-        imp_body = (f"<div class='imp'>{importance_plot(data)}<div class='caption'><p>How much each knob decides "
-                    f"whether a trial lands among the best 10%: blue by {esc(short)}, orange by latency. A knob "
-                    "with a long orange and a short blue bar buys speed at little cost in the objective.</p>"
-                    "<p>Scores are relative within each series (they sum to 1) and come from the trials run so "
-                    "far; with few trials they are noisy.</p></div></div>")
-    imp_note = f"<p class='caption'>{esc(imp.note)}</p>" if imp.note else ""
+        return PAGE.synthetic_banner()
+    if objective_name(a) != "estimate" and not a.get("proxy"):
+        return PAGE.cost_only_banner()
+    return ""
+
+
+def _plot_sections(data: StudyData, short: str) -> list[Section]:
+    """The Pareto front (with its tables), MACs vs latency, the history and the importances."""
     trial_cols = list(DISPLAY_COLUMNS) + knob_columns(data.trials)
     pareto_cols = [c for c in trial_cols if c[0] not in ("state", "feasible", "duplicate_of", "reason")]
-    base_name = str(data.baseline["name"].iloc[0]) if len(data.baseline) else "baseline"
     front_svg, front_off = pareto_plot(data)
     cost_svg, cost_off = macs_latency_plot(data)
+    front_table = table_html(data.pareto, pareto_cols, table_id="pareto-table", name_link=_config_anchor,
+                             max_height_px=400)
+    refs_table, refs_note = reference_table(data)
+    imp = data.importances
+    imp_svg = Markup(importance_plot(data)) if imp.objective or imp.latency else None
+    return [
+        Section("pareto", "Pareto front", f"Pareto front: {short} vs latency",
+                PAGE.pareto(Markup(front_svg), front_off, len(data.pareto), front_table, refs_table, refs_note)),
+        Section("cost", "MACs vs latency", "MACs vs latency by family", PAGE.cost(Markup(cost_svg), cost_off),
+                half=True),
+        Section("history", "History", "Optimisation history", PAGE.history(Markup(history_plot(data))), half=True),
+        Section("importance", "Knob importances", "Knob importances",
+                PAGE.importance(imp_svg, short, imp.note) or " "),  # kept (empty) so the page's layout is fixed
+    ]
+
+
+def render_study_html(data: StudyData, *, storage_label: str | None = None, generated: datetime | None = None) -> str:
+    a = data.attrs
+    _, _, short = _objective_axis(a)
+    trial_cols = list(DISPLAY_COLUMNS) + knob_columns(data.trials)
+    base_name = str(data.baseline["name"].iloc[0]) if len(data.baseline) else "baseline"
     sections = [
         Section("summary", "Summary", "Summary", summary_html(data, storage_label)),
-        Section("pareto", "Pareto front", f"Pareto front: {short} vs latency", front_svg
-                + "<p class='caption'>Blue: the Pareto front (hover a point for its numbers). Grey: other feasible "
-                "trials. Diamonds: named presets measured the same way. Dashed line: the latency budget."
-                f"{esc(front_off)}</p><h3>Pareto set ({len(data.pareto)} trials, fastest first)</h3>"
-                + table_html(data.pareto, pareto_cols, table_id="pareto-table", name_link=_config_anchor,
-                             max_height_px=400)
-                + "<h3>Reference points</h3>" + reference_table(data)),
-        Section("cost", "MACs vs latency", "MACs vs latency by family", cost_svg
-                + f"<p class='caption'>Every measured trial, coloured by family; diamonds are presets."
-                  f"{esc(cost_off)}</p>",
-                half=True),
-        Section("history", "History", "Optimisation history", history_plot(data)
-                + "<p class='caption'>Objective of each feasible trial in the order they ran, and the best so far.</p>",
-                half=True),
-        Section("importance", "Knob importances", "Knob importances", imp_body + imp_note or " "),
+        *_plot_sections(data, short),
         Section("detector", f"Detector vs {base_name}", f"Detector-level cost vs {base_name}", detector_table(data)),
         Section("configs", "Pareto configs", "Pareto configs", configs_html(data)),
         Section("trials", "All trials", f"All trials ({len(data.trials)})",
-                "<p class='caption' style='margin:0 0 8px'>Click a header to sort. Blue rows are on the Pareto front, "
-                "grey rows are over budget or pruned, red rows failed. "
-                "Full precision is in <code>trials.csv</code>.</p>"
-                + table_html(data.trials, trial_cols, table_id="trials-table", row_classes=_trial_classes,
-                             name_link=_config_anchor)),
-        Section("columns", "CSV columns", "CSV columns",
-                "<p class='caption' style='margin:0 0 8px'><code>trials.csv</code> has one row per trial, "
-                "<code>pareto.csv</code> the Pareto rows; plain numbers in the units the names say.</p>"
-                + columns_html(data.trials)),
+                PAGE.trials(table_html(data.trials, trial_cols, table_id="trials-table", row_classes=_trial_classes,
+                                       name_link=_config_anchor))),
+        Section("columns", "CSV columns", "CSV columns", PAGE.columns(columns_html(data.trials))),
         Section("method", "Methodology", "Methodology", notes_html(methodology_notes(data))),
     ]
-    return render_page(kind="search", title=data.name, title_id="study-name", sub=sub, sections=sections, banner=warn,
-                       version=as_text(a.get("nasbench_version")), generated=generated)
+    return render_page(kind="search", title=data.name, title_id="study-name", sub=_subtitle(a), sections=sections,
+                       banner=_banner(a), version=as_text(a.get("nasbench_version")), generated=generated)
 
 
 def _trial_classes(r: dict[str, Any]) -> list[str]:

@@ -415,7 +415,7 @@ def test_an_unstable_timing_is_retimed_and_never_judged_on(tmp_path, monkeypatch
     timed, calls = _unstable_after(stable_from=99)  # never stable
     monkeypatch.setattr(st.Search, "time", timed)
     res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
-              "--study", "busy", "--no-presets", "--start", "sampler")
+              "--study", "busy", "--no-presets", "--start", "sampler", "--unstable-timing", "fail")
     assert res.exit_code == 0, res.output
     trial = load(tmp_path, "busy").trials[0]
     assert len(calls) == 1 + st.RETIMES  # timed, then re-timed twice
@@ -428,7 +428,7 @@ def test_a_retimed_candidate_keeps_every_attempt_in_its_record(tmp_path, monkeyp
     timed, calls = _unstable_after(stable_from=1)  # the second timing is stable
     monkeypatch.setattr(st.Search, "time", timed)
     res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
-              "--study", "calm", "--no-presets", "--start", "sampler")
+              "--study", "calm", "--no-presets", "--start", "sampler", "--unstable-timing", "fail")
     assert res.exit_code == 0, res.output
     row = load(tmp_path, "calm").trials[0].user_attrs["row"]
     assert len(calls) == 2 and row["timing_unstable"] is False
