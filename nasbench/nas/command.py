@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,25 +198,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     from nasbench.nas.space import resolve_space_arg
 
     quiet_optuna()
-    if no_train and objective not in ("estimate", "macs"):
-        raise UserError(f"--no-train means --objective macs; it contradicts --objective {objective}")
-    if data is not None and (no_train or objective != "proxy"):
-        raise UserError("--data is the training data of --objective proxy; add --objective proxy to train on it, "
-                        "or drop --data (the estimate objective needs no data)")
-    if objective == "estimate" and not no_train:
-        from nasbench.estimate import get_estimator
-
-        get_estimator(estimator)  # an unknown name fails before a study exists
-    opts = SearchOptions(
-        budget_ms=parse_budget_ms(budget), device=device, target=target, imgsz=imgsz, det_imgsz=det_imgsz, data=data,
-        proxy_steps=proxy_steps, proxy_seconds=proxy_seconds, proxy_imgsz=proxy_imgsz, proxy_batch=proxy_batch,
-        pruner=pruner,
-        objective="macs" if no_train else objective, estimator=estimator, sampler=sampler, start=start,
-        predict_latency=latency_model, seed=seed,
-        max_params=parse_count(max_params, "--max-params") if max_params else None,
-        max_macs=parse_count(max_macs, "--max-macs") if max_macs else None, threads=threads, backend=backend,
-        unstable_timing=unstable_timing, cuda_graph=cuda_graph,
-    )
+    opts = _search_options(click.get_current_context().params)
     spaces = resolve_space_arg(space_arg)
     console = stdout_console()
     err = stderr_console()
@@ -226,82 +209,143 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
         # loads the proxy data: bad --data fails before any study exists
-        attrs = st.study_attrs(search_, space_arg, opts)
-        study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(sampler, s), seed,
-                                                   st.make_pruner(proxy_steps, opts.pruner),
-                                                   directions=tuple(st.study_directions(opts.objective)),
-                                                   heartbeat_s=heartbeat_s)
-        if study.user_attrs:
-            st.check_resume(study, attrs)
-        else:
-            for k, v in attrs.items():
-                study.set_user_attr(k, v)
+        study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s)
     with storage_loss_as_error(storage, heartbeat_s):
         before = len(study.trials)
         if opts.start == "presets":
             enqueue_presets(study, spaces, start_limit(max_total or trials))
-        console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
-                             + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
-        if opts.train and study.user_attrs.get("proxy", {}).get("synthetic"):
-            console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
-        validity = (study.user_attrs.get("objective_validity") or {}).get("line")
-        if validity:
-            console.print(f"objective: {validity}", highlight=False)
-
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        started = time.monotonic()
-        interrupted = False
-        old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-        try:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
-                task = progress.add_task("searching", total=trials)
-                callbacks = [_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"))]
-                if max_total:
-                    optimize_until_total(study, CappedObjective(search_, max_total), max_trials=trials,
-                                         deadline=None if timeout is None else started + timeout, callbacks=callbacks,
-                                         catch=(RuntimeError,), poll_s=min(5.0, heartbeat_s / 2),
-                                         on_wait=lambda s: progress.update(task, description=s))
-                else:
-                    study.optimize(search_, n_trials=trials, timeout=timeout, callbacks=callbacks,
-                                   catch=(RuntimeError,), gc_after_trial=False)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            signal.signal(signal.SIGTERM, old_handler)
-            study.set_user_attr("wall_s", float(study.user_attrs.get("wall_s", 0.0)) + time.monotonic() - started)
-
-        if not interrupted and not no_presets and "presets" not in study.user_attrs:
-            with err.status("measuring the named presets the same way") as status:
-                names = [p for s in spaces for p in s.presets]
-                study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s),
-                                                                        study=study))
+        _print_start(console, study, name, storage, before, sampler_seed, opts.train)
+        interrupted = _run_trials(study, search_, err, TrialLimits(trials, max_total, timeout, heartbeat_s))
         if not interrupted and not no_presets:
-            with err.status("detector-level references") as status:
-                st.detector_references(search_, study, log=lambda s: status.update(s))
-        from nasbench.report.command import render_study
-
-        render_study(study, out_dir, mask_url(storage), console)
-        # Other workers add trials to the same study meanwhile: count only this process's own.
-        done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
-                   and t.number >= before)
-        others = len(study.trials) - before - done
-        console.print(f"{done} trial(s) this run" + (f" (+{others} by other workers)" if others > 0 else "")
-                      + f", {st.feasible_count(study)} feasible in the study; "
-                      f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
-                      highlight=False)
+            _measure_references(study, search_, spaces, err)
+        _finish(study, name, storage, out_dir, before, console)
         if interrupted:
             err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
                       "the same command resumes")
             sys.exit(130)
+
+
+def _search_options(p: dict[str, Any]) -> SearchOptions:
+    """The command's options (click's parameter values by name) checked against each other
+    and gathered into SearchOptions."""
+    objective, no_train = p["objective"], p["no_train"]
+    if no_train and objective not in ("estimate", "macs"):
+        raise UserError(f"--no-train means --objective macs; it contradicts --objective {objective}")
+    if p["data"] is not None and (no_train or objective != "proxy"):
+        raise UserError("--data is the training data of --objective proxy; add --objective proxy to train on it, "
+                        "or drop --data (the estimate objective needs no data)")
+    if objective == "estimate" and not no_train:
+        from nasbench.estimate import get_estimator
+
+        get_estimator(p["estimator"])  # an unknown name fails before a study exists
+    same = ("device", "target", "imgsz", "det_imgsz", "data", "proxy_steps", "proxy_seconds", "proxy_imgsz",
+            "proxy_batch", "pruner", "estimator", "sampler", "start", "seed", "threads", "backend",
+            "unstable_timing", "cuda_graph")
+    return SearchOptions(
+        budget_ms=parse_budget_ms(p["budget"]), objective="macs" if no_train else objective,
+        predict_latency=p["latency_model"],
+        max_params=parse_count(p["max_params"], "--max-params") if p["max_params"] else None,
+        max_macs=parse_count(p["max_macs"], "--max-macs") if p["max_macs"] else None,
+        **{k: p[k] for k in same},  # options whose SearchOptions field has the option's name
+    )
+
+
+def _open_study(name: str, storage: str, attrs: dict, opts, heartbeat_s: float):
+    """Create the study with its settings, or load it and refuse a resume with other settings."""
+    from nasbench.nas import study as st
+
+    study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(opts.sampler, s), opts.seed,
+                                               st.make_pruner(opts.proxy_steps, opts.pruner),
+                                               directions=tuple(st.study_directions(opts.objective)),
+                                               heartbeat_s=heartbeat_s)
+    if study.user_attrs:
+        st.check_resume(study, attrs)
+    else:
+        for k, v in attrs.items():
+            study.set_user_attr(k, v)
+    return study, sampler_seed
+
+
+def _print_start(console, study, name: str, storage: str, before: int, sampler_seed: int, train: bool) -> None:
+    console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
+                         + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
+    if train and study.user_attrs.get("proxy", {}).get("synthetic"):
+        console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
+    validity = (study.user_attrs.get("objective_validity") or {}).get("line")
+    if validity:
+        console.print(f"objective: {validity}", highlight=False)
+
+
+@dataclass(frozen=True)
+class TrialLimits:
+    trials: int  # this run's trials
+    max_total: int | None  # the study's total over all workers (--max-total)
+    timeout_s: float | None
+    heartbeat_s: float
+
+
+def _run_trials(study, search_, err, limits: TrialLimits) -> bool:
+    """Run this process's trials with a progress bar; True when interrupted (Ctrl-C or SIGTERM)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    started = time.monotonic()
+    old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
+            task = progress.add_task("searching", total=limits.trials)
+            callbacks = [_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"))]
+            if limits.max_total:
+                deadline = None if limits.timeout_s is None else started + limits.timeout_s
+                optimize_until_total(study, CappedObjective(search_, limits.max_total), max_trials=limits.trials,
+                                     deadline=deadline, callbacks=callbacks, catch=(RuntimeError,),
+                                     poll_s=min(5.0, limits.heartbeat_s / 2),
+                                     on_wait=lambda s: progress.update(task, description=s))
+            else:
+                study.optimize(search_, n_trials=limits.trials, timeout=limits.timeout_s, callbacks=callbacks,
+                               catch=(RuntimeError,), gc_after_trial=False)
+    except KeyboardInterrupt:
+        return True
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
+        study.set_user_attr("wall_s", float(study.user_attrs.get("wall_s", 0.0)) + time.monotonic() - started)
+    return False
+
+
+def _measure_references(study, search_, spaces, err) -> None:
+    """The named presets (once per study) and the detector references, measured like the trials."""
+    from nasbench.nas import study as st
+
+    if "presets" not in study.user_attrs:
+        with err.status("measuring the named presets the same way") as status:
+            names = [p for s in spaces for p in s.presets]
+            study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s),
+                                                                    study=study))
+    with err.status("detector-level references") as status:
+        st.detector_references(search_, study, log=lambda s: status.update(s))
+
+
+def _finish(study, name: str, storage: str, out_dir, before: int, console) -> None:
+    """The report, and what this process added to the study."""
+    from nasbench.nas import study as st
+    from nasbench.report.command import render_study
+
+    render_study(study, out_dir, mask_url(storage), console)
+    # Other workers add trials to the same study meanwhile: count only this process's own.
+    done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
+               and t.number >= before)
+    others = len(study.trials) - before - done
+    console.print(f"{done} trial(s) this run" + (f" (+{others} by other workers)" if others > 0 else "")
+                  + f", {st.feasible_count(study)} feasible in the study; "
+                  f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
+                  highlight=False)
 
 
 @click.command("export")

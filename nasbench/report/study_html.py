@@ -387,26 +387,9 @@ def summary_html(data: StudyData, storage_label: str | None) -> Markup:
     return cards_html([("Search", run), ("Hardware and software", hw), ("Trials", trials)])
 
 
-def methodology_notes(data: StudyData) -> list[str]:
-    a = data.attrs
-    trials = data.trials
-    first = trials[trials["latency_ms"].notna()].iloc[0].to_dict() if has_values(trials, "latency_ms") else {}
-    notes = [MACS_NOTE, DEPLOY_NOTE]
-    if a.get("timing_what"):
-        notes.append(f"Latency: {a['timing_what']}.")
-    else:
-        runs = first.get("latency_runs")
-        notes.append(
-            "Latency: median of " + (f"{runs} timed" if num(runs) else "the timed")
-            + f" forward passes per candidate after warm-up, batch {as_text(first.get('batch', 1))}, "
-            f"{as_text(a.get('imgsz'))}×{as_text(a.get('imgsz'))} px input, {as_text(a.get('dtype'))}, on "
-            f"{as_text(a.get('device_name'))} ({as_text(a.get('device'))}, {as_text(a.get('threads'))} threads), "
-            f"torch {as_text(a.get('torch_version'))}. latency_p10_ms / latency_p90_ms give the spread. "
-            + TIMING_CAVEAT)
-    budget = num(a.get("budget_ms"))
-    if budget is not None:
-        notes.append(f"Budget: a candidate whose median latency exceeded {budget:g} ms (or a params/MACs cap) is "
-                     "infeasible; it is measured but never trained and never on the Pareto front.")
+def objective_notes(a: dict[str, Any]) -> list[str]:
+    """What the objective is and how far it can be trusted (estimate, cost-only or proxy training)."""
+    notes: list[str] = []
     proxy = a.get("proxy")
     if objective_name(a) == "estimate":
         validity = (a.get("objective_validity") or {}).get("line", "")
@@ -434,6 +417,30 @@ def methodology_notes(data: StudyData) -> list[str]:
         if proxy.get("synthetic"):
             notes.append("The proxy data was SYNTHETIC (generated, not real images). proxy_top1 only says how fast "
                          "a candidate learns a toy task; it says nothing about ImageNet or COCO accuracy.")
+    return notes
+
+
+def methodology_notes(data: StudyData) -> list[str]:
+    a = data.attrs
+    trials = data.trials
+    first = trials[trials["latency_ms"].notna()].iloc[0].to_dict() if has_values(trials, "latency_ms") else {}
+    notes = [MACS_NOTE, DEPLOY_NOTE]
+    if a.get("timing_what"):
+        notes.append(f"Latency: {a['timing_what']}.")
+    else:
+        runs = first.get("latency_runs")
+        notes.append(
+            "Latency: median of " + (f"{runs} timed" if num(runs) else "the timed")
+            + f" forward passes per candidate after warm-up, batch {as_text(first.get('batch', 1))}, "
+            f"{as_text(a.get('imgsz'))}×{as_text(a.get('imgsz'))} px input, {as_text(a.get('dtype'))}, on "
+            f"{as_text(a.get('device_name'))} ({as_text(a.get('device'))}, {as_text(a.get('threads'))} threads), "
+            f"torch {as_text(a.get('torch_version'))}. latency_p10_ms / latency_p90_ms give the spread. "
+            + TIMING_CAVEAT)
+    budget = num(a.get("budget_ms"))
+    if budget is not None:
+        notes.append(f"Budget: a candidate whose median latency exceeded {budget:g} ms (or a params/MACs cap) is "
+                     "infeasible; it is measured but never trained and never on the Pareto front.")
+    notes += objective_notes(a)
     model_line = latency_model_line(trials)
     if model_line:
         notes.append(f"Latency model (fitted online on this study's timed trials: non-negative ms per unit of each "
