@@ -1,20 +1,40 @@
 """One contract for every preset of every family, on the meta device (no weights, seconds for
 the whole registry): three feature levels at the strides the backbone declares (and a
 timm-style ``feature_info`` naming the module of each), logits of
-the configured width, a counter that sees MACs, and config -> YAML -> config round trip.
-Exact parameter counts and deploy-form equality are each family's own tests."""
+the configured width, a counter that sees MACs, config -> YAML -> config round trip, and the
+parameter count its family's test module derives by hand (``hand_params``). Then, with real
+weights (about a minute for the registry on 2 cores): the deploy form gives the training
+form's output."""
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
+from collections.abc import Callable
 
 import pytest
 import torch
 
+import tests.families
 from nasbench import zoo
-from nasbench.metrics.cost import count_cost
+from nasbench.families.base import fuse_for_deploy
+from nasbench.metrics.cost import count_cost, count_params
+from tests.helpers import randomize_bn
 
 PRESETS = sorted(zoo.all_presets())
+
+
+def hand_derivations() -> dict[str, Callable[[str], int]]:
+    """family -> the ``hand_params`` of the tests/families module that declares it in ``TESTED_FAMILIES``."""
+    found = {}
+    for info in pkgutil.iter_modules(tests.families.__path__):
+        module = importlib.import_module(f"tests.families.{info.name}")
+        found.update({family: module.hand_params for family in getattr(module, "TESTED_FAMILIES", ())})
+    return found
+
+
+HAND = hand_derivations()
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -43,3 +63,19 @@ def test_every_preset_keeps_the_backbone_contract(name: str, tmp_path) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_text(zoo.spec_to_yaml(spec))
     assert zoo.resolve(str(path)).config == spec.config
+    assert spec.family in HAND, (f"family {spec.family} has no tests/families module declaring it in TESTED_FAMILIES "
+                                 "with a hand_params(preset) derivation")
+    assert count_params(model)[0] == HAND[spec.family](name)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_deploy_form_gives_the_training_forms_output(name: str) -> None:
+    spec = zoo.resolve(name)
+    imgsz = zoo.all_families()[spec.family].native_imgsz
+    torch.manual_seed(0)
+    model = randomize_bn(spec.build()).eval()  # non-trivial statistics, so folding them matters
+    x = torch.randn(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        trained = model(x)
+        deployed = fuse_for_deploy(model)(x)
+    assert (deployed - trained).abs().max() <= 1e-5 * trained.abs().max(), name

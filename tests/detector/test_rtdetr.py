@@ -18,6 +18,7 @@ from nasbench.detector.rtdetr import (
 from nasbench.errors import UserError
 from nasbench.families.base import Backbone, fuse_for_deploy
 from nasbench.metrics.cost import count_cost
+from tests.helpers import randomize_bn
 
 torch.set_num_threads(1)
 
@@ -186,15 +187,9 @@ def test_training_outputs_per_layer() -> None:
 
 
 def randomize(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics everywhere and non-zero box heads (they start at zero)."""
+    """Non-trivial BN statistics everywhere (tests.helpers) and non-zero box heads (they start at zero)."""
+    randomize_bn(model, seed)
     gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
     decoder = model.head.decoder
     for head in [decoder.enc_bbox_head, *decoder.dec_bbox_head]:
         head.layers[-1].weight.data.copy_(torch.randn(head.layers[-1].weight.shape, generator=gen) * 0.01)

@@ -189,15 +189,10 @@ def test_bias_index_matches_offset_numbering(window: int) -> None:
 
 # --------------------------------------------------------------------- deploy form
 def randomise_norms(model: nn.Module, seed: int = 0) -> None:
+    """BN statistics (tests.helpers) and the attention biases, which start at zero."""
+    randomize_bn(model, seed)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.25)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
         for name, p in model.named_parameters():
             if name.endswith("attention_biases"):
                 p.copy_(torch.randn(p.shape, generator=g))
@@ -274,3 +269,14 @@ def test_attend_is_softmax_of_scaled_logits_plus_bias(kernel: str) -> None:
         weights = torch.softmax(q[b].T @ k[b] * 0.25 + bias, dim=-1)  # [query token, key token]
         expected[b] = v[b] @ weights.T
     torch.testing.assert_close(attend(q, k, v, bias, 0.25, kernel), expected, atol=1e-5, rtol=1e-5)
+
+
+# The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
+# these families against this hand derivation, so a new family cannot skip one.
+TESTED_FAMILIES = ("efficientvit",)
+
+
+def hand_params(preset: str) -> int:
+    """The preset's parameter count (training form, 1000 classes) derived by hand above."""
+    dims, depths, heads, kernels, _ = TABLE[preset]
+    return derive_params(dims, depths, heads, kernels)

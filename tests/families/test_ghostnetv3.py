@@ -225,3 +225,13 @@ def test_validate_rejects_bad_config(knobs: dict, message: str) -> None:
     cfg = dataclasses.replace(GhostNetV3Config(), **knobs)
     with pytest.raises(ValueError, match=message):
         build(cfg)
+
+
+# The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
+# these families against this hand derivation, so a new family cannot skip one.
+TESTED_FAMILIES = ("ghostnetv3",)
+
+
+def hand_params(preset: str) -> int:
+    """The preset's parameter count (training form, 1000 classes) derived by hand above."""
+    return derive_params(WIDTHS[preset])

@@ -163,3 +163,13 @@ def test_validate_rejects_bad_configs() -> None:
 def test_zoo_knows_the_preset() -> None:
     model = zoo.create("hgnetv2_l", num_classes=10)
     assert model.head.fc.out_features == 10
+
+
+# The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
+# these families against this hand derivation, so a new family cannot skip one.
+TESTED_FAMILIES = ("hgnetv2",)
+
+
+def hand_params(preset: str) -> int:
+    """The preset's parameter count (training form, 1000 classes) derived by hand above."""
+    return {"hgnetv2_l": hgnetv2_params(HGNETV2_L_TABLE, 1000)}[preset]

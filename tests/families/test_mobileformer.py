@@ -18,7 +18,7 @@ import torch
 from nasbench.families.base import config_from_dict, config_to_dict, fuse_for_deploy
 from nasbench.families.mobileformer import PRESETS, DynamicReLU, MobileFormerConfig, build
 from nasbench.metrics.cost import count_cost
-from tests.helpers import assert_levels_and_logits
+from tests.helpers import assert_levels_and_logits, randomize_bn
 
 torch.set_num_threads(1)
 
@@ -314,23 +314,12 @@ def test_out_channels_of_all_presets():
         assert model.out_channels == channels and model.out_strides == (8, 16, 32)
 
 
-def _randomise_bn(model):
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
-
-
 @pytest.mark.parametrize("name", ["mobileformer_26m", "mobileformer_96m"])
 def test_fused_equals_unfused(name):
     torch.manual_seed(0)
     model = build(PRESETS[name]).eval()
     with torch.no_grad():
-        _randomise_bn(model)
+        randomize_bn(model)
         x = torch.randn(2, 3, 160, 160)
         ref_levels, ref_logits = model.forward_features(x), model(x)
         fuse_for_deploy(model)
@@ -375,3 +364,13 @@ def test_searched_variant_builds_and_runs():
     model = build(cfg).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 96, 96)).shape == (1, 10)
+
+
+# The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
+# these families against this hand derivation, so a new family cannot skip one.
+TESTED_FAMILIES = ("mobileformer",)
+
+
+def hand_params(preset: str) -> int:
+    """The preset's parameter count (training form, 1000 classes) derived by hand above."""
+    return derive_params(preset)

@@ -169,3 +169,13 @@ def test_knobs_change_the_architecture() -> None:
 def test_validate_rejects_bad_configs(cfg, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cfg.validate()
+
+
+# The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
+# these families against this hand derivation, so a new family cannot skip one.
+TESTED_FAMILIES = ("mobilevit", "mobilevitv2")
+
+
+def hand_params(preset: str) -> int:
+    """The preset's parameter count (training form, 1000 classes) derived by hand above."""
+    return {**V1, **V2}[preset][0]

@@ -236,3 +236,13 @@ def test_family_descriptor_and_config_round_trip() -> None:
         assert (cfg.layers, cfg.embed_dims, cfg.num_heads, cfg.stem_hidden_dim) == (layers, dims, heads, hid)
         assert cfg.mlp_ratios == (mlp,) * 4 and cfg.post_layers == 2 and cfg.return_dense
         assert (cfg.outlook_kernel, cfg.outlook_padding, cfg.outlook_stride) == (3, 1, 2)
+
+
+# The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
+# these families against this hand derivation, so a new family cannot skip one.
+TESTED_FAMILIES = ("volo",)
+
+
+def hand_params(preset: str) -> int:
+    """The preset's parameter count (training form, 1000 classes) derived by hand above."""
+    return derived_params(preset)
