@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from nasbench.metrics.latency import device_name, resolve_device
+from nasbench.device import resolve_device
+from nasbench.metrics.latency import device_name
 from nasbench.nas.study import PROBE_VAL_IMAGES
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import EvalPlan, Recipe, train_proxy

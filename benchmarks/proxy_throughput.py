@@ -59,6 +59,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from nasbench.device import resolve_device
 from nasbench.metrics.cost import train_flops_per_image
 from nasbench.metrics.latency import device_name
 from nasbench.proxy.augment import BatchAugmenter, choose_policy
@@ -70,7 +71,6 @@ from nasbench.proxy.train import (
     batch_indices,
     lr_at,
     resolve_amp,
-    resolve_device,
     train_proxy,
 )
 from nasbench.proxy.train import Recipe as TrainRecipe
@@ -332,7 +332,7 @@ def main() -> None:
     if not (args.data / "train").is_dir():
         raise SystemExit(f"no ImageFolder train/ under {args.data}; pass --data")
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, allow_mps=True)  # as train_proxy, which it measures
     recipe = RECIPES[args.recipe]
     stats = load_data(args.data).info
     dataset = JpegFolder(args.data / "train", stats.mean, stats.std, pad=max(1, round(0.125 * stats.imgsz)))

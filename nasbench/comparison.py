@@ -17,6 +17,7 @@ from torch import nn
 
 from nasbench import zoo
 from nasbench.detector import measure as det
+from nasbench.device import resolve_device
 from nasbench.errors import UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
 from nasbench.metrics.cost import Cost, count_cost, count_params, macs_fvcore, macs_thop
@@ -25,7 +26,6 @@ from nasbench.metrics.latency import (
     Timing,
     TimingPlan,
     check_cuda_graph,
-    resolve_device,
     time_models,
     torch_settings,
 )

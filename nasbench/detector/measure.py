@@ -39,10 +39,11 @@ from torch.func import functional_call
 
 from nasbench import zoo
 from nasbench.detector.rtdetr import NUM_LEVELS, RTDETR, build_rtdetr, check_level_sizes, rtdetr_l
+from nasbench.device import resolve_device
 from nasbench.errors import UserError, first_line
 from nasbench.families.base import fuse_for_deploy
 from nasbench.metrics.cost import Cost, MethodAsModule, count_cost, count_params, macs_thop
-from nasbench.metrics.latency import Timing, TimingPlan, resolve_device, time_models
+from nasbench.metrics.latency import Timing, TimingPlan, time_models
 
 Log = Callable[[str], None]
 

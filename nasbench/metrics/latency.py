@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from nasbench.device import resolve_device
 from nasbench.errors import UserError, first_line
 from nasbench.metrics import backends
 from nasbench.options import BACKENDS
@@ -188,25 +189,6 @@ class _Chunk:
 
 def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; a clear error for unavailable devices."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device '{device}' (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda requested but CUDA is not available on this machine (torch "
-                            f"{torch.__version__}); use --device cpu or auto")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif dev.type != "cpu":
-        raise UserError(f"unsupported device '{device}' (use auto, cpu, cuda or cuda:N)")
-    return dev
 
 
 def device_name(device: torch.device) -> str:

@@ -42,9 +42,10 @@ from optuna.trial import TrialState
 
 from nasbench import __version__, zoo
 from nasbench.comparison import CompareOptions, measure_cost, peaks_for, prepare, result_row
+from nasbench.device import resolve_device
 from nasbench.errors import BuildError, MeasureError, UserError, first_line
 from nasbench.families.base import config_to_dict, fuse_for_deploy
-from nasbench.metrics.latency import Timing, TimingPlan, check_cuda_graph, device_name, resolve_device, time_models
+from nasbench.metrics.latency import Timing, TimingPlan, check_cuda_graph, device_name, time_models
 from nasbench.metrics.roofline import Peaks
 from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms

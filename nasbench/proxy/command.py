@@ -2,21 +2,17 @@
 
 Thin on purpose: parse options, load the data, build the model, call ``train_proxy``,
 render. Output files (``curve.csv``, ``curve.svg``, ``result.json``) are written only
-after training succeeded, each to a temporary file then renamed into place, so a failed
-or interrupted run leaves nothing half-written.
+after training succeeded, all three together by ``report.files`` (temporaries renamed
+into place once all are on disk), so a failed or interrupted run leaves nothing
+half-written and never a mix of old and new files.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
-import time
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import click
 import torch
@@ -29,7 +25,15 @@ from nasbench.options import FiniteFloat
 from nasbench.proxy.augment import AUGMENTS
 from nasbench.proxy.data import load_data
 from nasbench.proxy.train import AMP_CHOICES, CurvePoint, EvalPlan, ProxyResult, Recipe, plan_steps, train_proxy
-from nasbench.report.files import atomic_write_text, shown_path
+from nasbench.report.files import (
+    DEFAULT_REPORTS,
+    check_writable_dir,
+    csv_text,
+    shown_path,
+    timestamped_dir,
+    write_together,
+)
+from nasbench.report.svg import PALETTE, Panel, Series, panels_svg
 
 DEFAULT_STEPS = 300
 CSV_COLUMNS = ("step", "train_loss", "val_loss", "val_top1_pct", "val_images", "lr", "elapsed_s", "data_kind",
@@ -105,8 +109,8 @@ def train(
         steps = DEFAULT_STEPS
     if steps is not None and steps < 1:  # before spending time on the data
         raise UserError(f"--steps must be at least 1, got {steps}")
-    out_dir = out if out is not None else default_out_dir()
-    check_out_dir(out_dir)  # before training, not after it
+    out_dir = out if out is not None else timestamped_dir(DEFAULT_REPORTS, "train")
+    check_writable_dir(out_dir)  # before training, not after it; creates nothing
     spec = resolve(model)
     err = stderr_console()
     with err.status("decoding data ..."):
@@ -194,47 +198,25 @@ def summary_table(result: ProxyResult, model_name: str) -> Table:
     return table
 
 
-def default_out_dir(root: Path = Path("reports")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / f"train-{stamp}", 2
-    while candidate.exists():  # two runs in the same second
-        candidate, n = root / f"train-{stamp}-{n}", n + 1
-    return candidate
-
-
-def check_out_dir(path: Path) -> None:
-    """The folder, or its nearest existing parent, must be a writable directory. Nothing is
-    created here, so a run that fails later leaves no empty folder behind."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    problem = "is not a directory" if not probe.is_dir() else None if os.access(probe, os.W_OK | os.X_OK) \
-        else "is not writable"
-    if problem:
-        raise UserError(f"cannot write output folder '{path}': '{probe}' {problem}")
-
-
 def write_outputs(out_dir: Path, result: ProxyResult, model_name: str) -> list[Path]:
-    files = {
+    return write_together({
         out_dir / "curve.csv": curve_csv(result),
         out_dir / "curve.svg": curve_svg(result, model_name),
         out_dir / "result.json": result_json(result, model_name),
-    }
-    for path, text in files.items():
-        atomic_write_text(path, text)
-    return list(files)
+    })
 
 
 def curve_csv(result: ProxyResult) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for p in result.curve:
-        writer.writerow([
-            p.step, f"{p.train_loss:.6g}", f"{p.val_loss:.6g}", f"{p.val_top1:.4g}", p.val_images, f"{p.lr:.6g}",
-            f"{p.elapsed_s:.3f}", result.data.kind, str(result.data.synthetic).lower(),
-        ])
-    return buf.getvalue()
+    """One row per evaluation, figures cut to the digits they resolve; NaN is an empty cell
+    (as in the other CSVs nasbench writes)."""
+    import pandas as pd  # here, not at the top: bad input fails before this ~0.6 s import
+
+    def sig(value: float, digits: int) -> float:
+        return float(f"{value:.{digits}g}")
+
+    rows = [(p.step, sig(p.train_loss, 6), sig(p.val_loss, 6), sig(p.val_top1, 4), p.val_images, sig(p.lr, 6),
+             round(p.elapsed_s, 3), result.data.kind, str(result.data.synthetic).lower()) for p in result.curve]
+    return csv_text(pd.DataFrame(rows, columns=list(CSV_COLUMNS)))
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -252,102 +234,20 @@ def result_json(result: ProxyResult, model_name: str) -> str:
     return json.dumps(_finite_or_none(payload), indent=2) + "\n"
 
 
-# ---------------------------------------------------------------- SVG plot (no matplotlib)
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (steps of 1, 2, 2.5 or 5 x 10^k)."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        low, high = 0.0, 1.0
-    if high - low < 1e-12:
-        low, high = low - 0.5, high + 0.5
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.floor(low / step + 1e-9) * step
-    ticks = [first]
-    while ticks[-1] < high - 1e-9 * step:
-        ticks.append(ticks[-1] + step)
-    return ticks
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _panel(
-    x0: float, y0: float, width: float, height: float,
-    xs: list[float], series: list[tuple[str, list[float], str]], y_label: str, x_ticks: list[float],
-) -> list[str]:
-    """One chart: axes, grid, ticks, a polyline with markers per series, a legend."""
-    finite = [v for _, ys, _ in series for v in ys if math.isfinite(v)]
-    y_ticks = nice_ticks(min(finite, default=0.0), max(finite, default=1.0))
-    x_lo, x_hi = x_ticks[0], x_ticks[-1]
-    y_lo, y_hi = y_ticks[0], y_ticks[-1]
-
-    def px(x: float) -> float:
-        return x0 + (x - x_lo) / (x_hi - x_lo) * width
-
-    def py(y: float) -> float:
-        return y0 + height - (y - y_lo) / (y_hi - y_lo) * height
-
-    parts = [f'<rect x="{x0}" y="{y0}" width="{width}" height="{height}" fill="none" stroke="#444"/>']
-    for t in y_ticks:
-        parts.append(f'<line x1="{x0}" x2="{x0 + width}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{x0 - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
-    for t in x_ticks:
-        parts.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" '
-                     f'y1="{y0 + height}" y2="{y0 + height + 4}" stroke="#444"/>')
-        parts.append(f'<text x="{px(t):.1f}" y="{y0 + height + 17}" text-anchor="middle">{_fmt(t)}</text>')
-    parts.append(
-        f'<text x="{x0 - 48}" y="{y0 + height / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 {x0 - 48} {y0 + height / 2})">{escape(y_label)}</text>'
-    )
-    for i, (name, ys, colour) in enumerate(series):
-        points = [(px(x), py(y)) for x, y in zip(xs, ys) if math.isfinite(y)]
-        if points:
-            coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in points)
-            parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>')
-            parts.extend(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}"/>' for a, b in points)
-        ly = y0 + 14 + 16 * i
-        parts.append(f'<line x1="{x0 + width - 120}" x2="{x0 + width - 100}" y1="{ly - 4}" y2="{ly - 4}" '
-                     f'stroke="{colour}" stroke-width="2"/>')
-        parts.append(f'<text x="{x0 + width - 94}" y="{ly}">{escape(name)}</text>')
-    return parts
-
-
 def curve_svg(result: ProxyResult, model_name: str) -> str:
-    """A self-contained SVG: loss (train, val) and val top-1 (%) against the step."""
-    width, height = 760, 580
-    left, plot_w, plot_h = 80, 640, 180
-    steps = [float(p.step) for p in result.curve]
-    x_ticks = nice_ticks(0.0, max(steps, default=1.0))
-    title = f"{model_name}: proxy training on {result.data.label}"
-    subtitle = (
-        f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  after {result.steps_done} steps x batch "
-        f"{result.batch} at {result.imgsz} px  |  {result.device}, amp {result.amp}, seed {result.seed}"
-    )
-    body = [
-        f'<text x="{left}" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
-        f'<text x="{left}" y="44" fill="#555">{escape(subtitle)}</text>',
-    ]
-    body += _panel(
-        left, 84, plot_w, plot_h, steps,
-        [("train loss", [p.train_loss for p in result.curve], "#1f77b4"),
-         ("val loss", [p.val_loss for p in result.curve], "#d62728")],
-        "loss (cross-entropy)", x_ticks,
-    )
-    body += _panel(
-        left, 84 + plot_h + 60, plot_w, plot_h, steps,
-        [("val top-1", [p.val_top1 for p in result.curve], "#2ca02c")],
-        "val top-1 (%)", x_ticks,
-    )
-    body.append(f'<text x="{left + plot_w / 2}" y="{height - 12}" text-anchor="middle">step</text>')
-    if result.data.synthetic:
-        body.append(f'<text x="{left}" y="62" fill="#b00" font-weight="bold">SYNTHETIC DATA: the built-in '
-                    "generated task, not real images</text>")
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">\n'
-        f'<rect width="{width}" height="{height}" fill="white"/>\n' + "\n".join(body) + "\n</svg>\n"
-    )
+    """Loss (train, val) and val top-1 (%) against the step: two panels, one step axis."""
+    steps = [p.step for p in result.curve]
+
+    def line(name: str, values: list[float], color: str) -> Series:
+        tips = [f"step {s}: {name} {v:.4g}" for s, v in zip(steps, values)]
+        return Series(name, steps, values, color=color, line="line", tips=tips)
+
+    loss = Panel([line("train loss", [p.train_loss for p in result.curve], PALETTE[0]),
+                  line("val loss", [p.val_loss for p in result.curve], PALETTE[5])], "loss (cross-entropy)", "loss")
+    top1 = Panel([line("val top-1", [p.val_top1 for p in result.curve], PALETTE[2])], "val top-1 (%)", "top1")
+    stats = (f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  after {result.steps_done} steps x batch "
+             f"{result.batch} at {result.imgsz} px  |  {result.device}, amp {result.amp}, seed {result.seed}")
+    warning = "SYNTHETIC DATA: the built-in generated task, not real images" if result.data.synthetic else ""
+    title = f"{model_name}: proxy training"  # the data label on a line of its own, where a long one still fits
+    return panels_svg([loss, top1], x_label="step", title=title, notes=[f"data: {result.data.label}", stats],
+                      warning=warning, x_range=(0.0, float(max(steps, default=1))))

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasbench.device import resolve_device
 from nasbench.errors import UserError, first_line
 from nasbench.metrics.cost import train_flops_per_image
 from nasbench.proxy.augment import AUGMENTS, BatchAugmenter, choose_policy
@@ -126,32 +127,6 @@ class ProxyResult:
 
 
 # ---------------------------------------------------------------- setup helpers
-
-
-def resolve_device(spec: str | torch.device | None) -> torch.device:
-    """"auto" -> cuda, mps or cpu; anything else is checked against what torch sees."""
-    if spec is None or str(spec) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, TypeError):
-        raise UserError(f"unknown device '{spec}' (use auto, cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"device '{spec}' asked for but torch sees no CUDA GPU; use --device cpu")
-        index = torch.cuda.current_device() if dev.index is None else dev.index
-        if index >= torch.cuda.device_count():
-            raise UserError(f"device '{spec}' does not exist: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
-        return torch.device("cuda", index)
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("device 'mps' asked for but it is not available; use --device cpu")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise UserError(f"unsupported device '{spec}' (use auto, cpu, cuda, cuda:N or mps)")
-    return dev
 
 
 def resolve_amp(amp: bool | str | None, dev: torch.device) -> torch.dtype | None:
@@ -454,7 +429,7 @@ def train_proxy(
     whole val set. The model is left in eval mode, holding the EMA weights when EMA is on.
     """
     start = time.perf_counter()
-    dev = resolve_device(device)
+    dev = resolve_device(device, allow_mps=True)  # the loop synchronises MPS and reads its memory
     amp_dtype, ema_decay = resolve_amp(recipe.amp, dev), resolve_ema(recipe.ema)
     if recipe.steps is None and recipe.epochs is None:
         recipe = replace(recipe, steps=300)
@@ -636,4 +611,4 @@ def _first_forward(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch
 
 
 __all__ = ["AUGMENTS", "AMP_CHOICES", "CurvePoint", "EvalPlan", "ProxyResult", "Recipe", "train_proxy",
-           "resolve_device", "resolve_amp"]
+           "resolve_amp"]

@@ -165,10 +165,31 @@ def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
-        reason = f"'{blocker}' is a file, not a directory" if blocker else (exc.strerror or str(exc))
+        nearest = _nearest_existing(path)
+        reason = f"'{nearest}' is a file, not a directory" if not nearest.is_dir() else (exc.strerror or str(exc))
         raise UserError(f"cannot write {what} '{path}': {reason}") from None
     return path
+
+
+def check_writable_dir(path: Path, what: str = "output folder") -> Path:
+    """Refuse ``path`` unless it, or its nearest existing parent, is a writable directory.
+
+    Unlike ``ensure_writable_dir`` it creates nothing: for a command whose inputs are only
+    checked after this (``train`` decodes its data later), so bad input leaves no empty folder.
+    """
+    nearest = _nearest_existing(path)
+    if not nearest.is_dir():
+        problem = "is not a directory"
+    elif not os.access(nearest, os.W_OK | os.X_OK):
+        problem = "is not writable"
+    else:
+        return path
+    raise UserError(f"cannot write {what} '{path}': '{nearest}' {problem}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (the one that blocks or allows creating it)."""
+    return next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor or "."))
 
 
 def ensure_writable_file(path: Path, what: str = "output file") -> Path:

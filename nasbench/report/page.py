@@ -31,7 +31,7 @@ from markupsafe import Markup
 
 from nasbench.report.files import write_together
 from nasbench.report.schema import column_doc
-from nasbench.report.svg import PALETTE
+from nasbench.report.svg import PALETTE, SVG_STYLE
 from nasbench.report.table import format_cell
 
 Column = tuple[str, str, float, str]  # (column, header, display scale, format), as in schema.TERMINAL_COLUMNS
@@ -276,7 +276,8 @@ def render_page(*, kind: str, title: str, title_id: str, sub: str, sections: Seq
     return TEMPLATES.get_template("page.html.j2").render(
         kind=kind, title=title, title_id=title_id, sub=sub, rows=rows, banner=banner, version=version,
         csp=Markup(csp),  # constants and a base64 hash: nothing to escape, kept readable
-        generated=generated.strftime("%Y-%m-%d %H:%M UTC"), style=Markup(STYLE), script=Markup(SCRIPT))
+        generated=generated.strftime("%Y-%m-%d %H:%M UTC"), style=Markup(STYLE + SVG_STYLE),  # plots' classes
+        script=Markup(SCRIPT))
 
 
 def write_files(files: Mapping[Path, str]) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Small plots as inline SVG strings: scatter (with optional connecting line) and bars.
+"""Small plots as inline SVG strings: scatter (with optional connecting line), bars, and
+stacked panels as a standalone file (``panels_svg``).
 
 No plotting library and no script: a report must open from ``file://`` with no network,
 so each plot is plain SVG markup. Hover text uses SVG ``<title>`` elements, which every
@@ -19,6 +20,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 
 FONT_PX = 12
 CHAR_W_PX = 6.6  # average glyph width of the sans-serif font at FONT_PX, for layout only
+FONT_FAMILY = "system-ui,-apple-system,Segoe UI,Roboto,sans-serif"
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,11 @@ def nice_ticks(lo: float, hi: float, target: int = 8) -> list[float]:
     raw = (hi - lo) / max(target - 1, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.floor(lo / step) * step
-    ticks = []
-    t = first
-    while t <= hi + step * 0.5:
-        ticks.append(round(t, 12))
+    t = math.floor(lo / step + 1e-9) * step
+    ticks = [round(t, 12)]
+    while t < hi - step * 1e-9:  # up to the first tick at or past hi, so the ticks do cover it
         t += step
+        ticks.append(round(t, 12))
     return ticks
 
 
@@ -369,8 +370,44 @@ def bars_svg(categories: Sequence[str], groups: Sequence[Bars], *, x_label: str,
     return _wrap(plot_id, title, width, height, marks, "".join(parts))
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One plot of a stacked figure (``panels_svg``)."""
+
+    series: Sequence[Series]
+    y_label: str
+    plot_id: str
+    height: int = 260
+
+
+# Title, note and warning lines above stacked panels.
+HEAD_STYLE = (f".ttl{{font-size:{FONT_PX + 3}px;font-weight:bold;fill:#222}}.note{{font-size:{FONT_PX}px;fill:#555}}"
+              f".warn{{font-size:{FONT_PX}px;font-weight:bold;fill:#B00020}}")
+
+
+def panels_svg(panels: Sequence[Panel], *, x_label: str, title: str, notes: Sequence[str] = (), warning: str = "",
+               width: int = 760, x_range: tuple[float, float] | None = None) -> str:
+    """A standalone SVG file: a title, note lines, an optional warning, then one scatter
+    plot per panel, stacked, all cut to ``x_range`` so their x axes line up.
+
+    No page stylesheet surrounds a file opened on its own, so it carries SVG_STYLE itself.
+    """
+    head = [(title, "ttl"), *((note, "note") for note in notes), *([(warning, "warn")] if warning else [])]
+    body = [f"<text x='70' y='{22 + 19 * i}' class='{kind}'>{escape(text)}</text>"
+            for i, (text, kind) in enumerate(head)]
+    top = 19 * len(head) + 8
+    for panel in panels:
+        plot = scatter_svg(panel.series, x_label=x_label, y_label=panel.y_label, plot_id=panel.plot_id,
+                           title=f"{panel.y_label} by {x_label}", width=width, height=panel.height, x_range=x_range)
+        body.append(f"<g transform='translate(0,{top})'>{plot}</g>")
+        top += panel.height
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {top}' width='{width}' height='{top}' "
+            f"font-family='{FONT_FAMILY}'><style>{SVG_STYLE}{HEAD_STYLE}</style>"
+            f"<rect width='{width}' height='{top}' fill='#fff'/>" + "\n".join(body) + "</svg>\n")
+
+
 def _wrap(plot_id: str, title: str, width: int, height: int, marks: int, body: str) -> str:
     return (f"<svg xmlns='http://www.w3.org/2000/svg' class='plot' id='{escape(plot_id)}' data-marks='{marks}' "
             f"viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img' "
-            f"aria-label='{escape(title)}' font-family='system-ui,-apple-system,Segoe UI,Roboto,sans-serif'>"
+            f"aria-label='{escape(title)}' font-family='{FONT_FAMILY}'>"
             f"<title>{escape(title)}</title>{body}</svg>")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from nasbench.errors import UserError
-from nasbench.proxy.command import curve_svg, nice_ticks, train
+from nasbench.proxy.command import curve_csv, curve_svg, train
+from nasbench.proxy.data import DataInfo
+from nasbench.proxy.train import CurvePoint, ProxyResult
 
+SVG = "{http://www.w3.org/2000/svg}"
 SHARED_DATA = (Path(__file__).parents[2] / ".." / "shared" / "data").resolve()
 CIFAR_SMALL = SHARED_DATA / "cifar10-small"
 
@@ -50,19 +55,22 @@ def test_command_writes_csv_svg_and_json(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == ["2", "4", "6"]
     assert set(rows[0]) >= {"step", "train_loss", "val_loss", "val_top1_pct", "lr", "elapsed_s", "synthetic"}
     assert all(r["synthetic"] == "false" and r["data_kind"] == "imagefolder" for r in rows)
-    svg = ET.parse(out / "curve.svg").getroot()
-    assert svg.tag.endswith("svg") and len(list(svg.iter("{http://www.w3.org/2000/svg}polyline"))) == 3
+    plots = {p.get("id"): p for p in ET.parse(out / "curve.svg").getroot().iter(f"{SVG}svg")}
+    # 3 points and 1 line per series: train + val loss in one panel, val top-1 in the other
+    assert int(plots["loss"].get("data-marks")) == 2 * 4 and int(plots["top1"].get("data-marks")) == 4
     saved = json.loads((out / "result.json").read_text())
     assert saved["steps_done"] == 6 and saved["ema"] == 0.999 and len(saved["data"]["mean"]) == 3
     assert "top-1" in result.output and "img/s" in result.output and f"wrote {out / 'curve.svg'}" in result.output
     assert not list(out.glob(".*.tmp"))  # no temporary files left behind
 
 
-def test_synthetic_run_is_labelled_everywhere(tmp_path: Path) -> None:
-    out = tmp_path / "syn"
-    result = invoke([factory(tmp_path, 20), "--steps", "2", "--batch", "16", "--evals", "1", "--device", "cpu",
-                     "--out", str(out)])
+def test_synthetic_run_is_labelled_everywhere(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no --out: the default folder, named as compare names its own
+    result = invoke([factory(tmp_path, 20), "--steps", "2", "--batch", "16", "--evals", "1", "--device", "cpu"])
     assert result.exit_code == 0, result.output + repr(result.exception)
+    [out] = (tmp_path / "reports").iterdir()
+    assert re.fullmatch(r"train-\d{8}-\d{6}", out.name)
+    assert sorted(p.name for p in out.iterdir()) == ["curve.csv", "curve.svg", "result.json"]
     assert "SYNTHETIC" in result.output
     assert all(r["synthetic"] == "true" and r["data_kind"] == "synthetic" for r in read_csv(out / "curve.csv"))
     assert "SYNTHETIC" in (out / "curve.svg").read_text()
@@ -97,22 +105,59 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, extra: list[st
     assert not out.exists()
 
 
-def test_nice_ticks_cover_the_range() -> None:
-    assert nice_ticks(0, 300) == [0, 100, 200, 300] or nice_ticks(0, 300)[-1] >= 300
-    ticks = nice_ticks(2.21, 3.07)
-    assert ticks[0] <= 2.21 and ticks[-1] >= 3.07 and len(ticks) <= 7
-    assert nice_ticks(5.0, 5.0)[0] < 5.0 < nice_ticks(5.0, 5.0)[-1]
+def proxy_result(curve: tuple[CurvePoint, ...], synthetic: bool = False) -> ProxyResult:
+    """A finished run with the given curve (every other figure a placeholder)."""
+    info = DataInfo("x", "synthetic" if synthetic else "imagefolder", synthetic, ("a", "b"), 2, 2, 8, (0.5,) * 3,
+                    (0.2,) * 3, "folders")
+    return ProxyResult(top1=50.0, top5=100.0, val_loss=1.0, curve=curve, images_per_s=1.0, wall_s=1.0, train_s=1.0,
+                       load_s=0.0, peak_mem_bytes=0, peak_mem_kind="-", data=info, seed=0, device="cpu", steps=2,
+                       steps_done=2, batch=1, imgsz=8, lr=0.1, amp="off", ema=None, mixup=0.0, cutmix=0.0,
+                       label_smoothing=0.0, augment="-", stopped_early=False, diverged=False, params=1, threads=1,
+                       torch_version="-")
+
+
+# step, train loss, val loss, val top-1 (%), lr, elapsed s, val images
+KNOWN = (CurvePoint(2, 2.0, 2.2, 10.0, 0.1, 0.5, 2), CurvePoint(4, 1.0, 1.5, 40.0, 0.05, 1.0, 2),
+         CurvePoint(6, 0.5, 1.2, 70.0, 0.01, 1.5, 2))
+
+
+def plot_points(svg: str, plot_id: str) -> tuple[list[tuple[float, float]], list[str]]:
+    """(cx, cy) of every marker of one panel, and the d of each of its lines."""
+    plot = next(p for p in ET.fromstring(svg).iter(f"{SVG}svg") if p.get("id") == plot_id)
+    points = [(float(c.get("cx")), float(c.get("cy"))) for c in plot.iter(f"{SVG}circle")
+              if c.find(f"{SVG}title") is not None]  # a point has hover text, a legend key has none
+    lines = [p.get("d") for p in plot.iter(f"{SVG}path") if p.get("fill") == "none"]
+    return points, lines
+
+
+def test_svg_draws_each_curve_as_a_line_through_its_points() -> None:
+    svg = curve_svg(proxy_result(KNOWN), "tiny")
+    points, lines = plot_points(svg, "top1")
+    # the step axis spans 0..6 over the 670 px plot frame starting at x=70, in both panels
+    assert [x for x, _ in points] == pytest.approx([70 + 670 * s / 6 for s in (2, 4, 6)], abs=0.05)
+    assert points[0][1] > points[1][1] > points[2][1]  # top-1 rises: the marker climbs (SVG y grows down)
+    assert lines == ["M{:.1f} {:.1f}L{:.1f} {:.1f}L{:.1f} {:.1f}".format(*points[0], *points[1], *points[2])]
+    loss_points, loss_lines = plot_points(svg, "loss")
+    assert len(loss_points) == 6 and len(loss_lines) == 2  # train and val loss
+    assert [x for x, _ in loss_points[:3]] == [x for x, _ in points]  # the two panels' step axes line up
+    assert "step 4: val top-1 40" in svg  # each point's hover text
 
 
 def test_svg_survives_a_diverged_curve() -> None:
-    from nasbench.proxy.data import DataInfo
-    from nasbench.proxy.train import CurvePoint, ProxyResult
-
-    info = DataInfo("x", "imagefolder", False, ("a", "b"), 2, 2, 8, (0.5,) * 3, (0.2,) * 3, "folders")
     curve = (CurvePoint(1, 2.0, 1.0, 50.0, 0.1, 0.1), CurvePoint(2, float("nan"), float("inf"), 50.0, 0.1, 0.2))
-    fields = dict(top1=50.0, top5=100.0, val_loss=float("inf"), curve=curve, images_per_s=1.0, wall_s=1.0,
-                  train_s=1.0, load_s=0.0, peak_mem_bytes=0, peak_mem_kind="-", data=info, seed=0, device="cpu",
-                  steps=2, steps_done=2, batch=1, imgsz=8, lr=0.1, amp="off", ema=None, mixup=0.0, cutmix=0.0,
-                  label_smoothing=0.0, augment="-", stopped_early=False, diverged=True, params=1, threads=1,
-                  torch_version="-")
-    ET.fromstring(curve_svg(ProxyResult(**fields), "m <&> n"))  # valid XML, NaN points left out
+    svg = curve_svg(proxy_result(curve, synthetic=True), "m <&> n")
+    points, lines = plot_points(svg, "loss")
+    assert len(points) == 2 and lines == []  # one finite point per loss series: no line, NaN and inf left out
+    texts = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]  # valid XML, the name shown as given
+    assert texts[0] == "m <&> n: proxy training" and texts[1].startswith("data: SYNTHETIC")
+    assert texts[3] == "SYNTHETIC DATA: the built-in generated task, not real images"
+
+
+def test_csv_has_one_row_per_evaluation() -> None:
+    diverged = replace(KNOWN[2], train_loss=float("nan"), val_loss=float("inf"), val_top1=100 / 3)
+    rows = curve_csv(proxy_result((KNOWN[0], diverged))).splitlines()
+    assert rows == [
+        "step,train_loss,val_loss,val_top1_pct,val_images,lr,elapsed_s,data_kind,synthetic",
+        "2,2.0,2.2,10.0,2,0.1,0.5,imagefolder,false",
+        "6,,inf,33.33,2,0.01,1.5,imagefolder,false",
+    ]

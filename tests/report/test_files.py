@@ -9,7 +9,14 @@ import time
 import pytest
 
 from nasbench.errors import UserError
-from nasbench.report.files import STALE_TEMP_S, atomic_write_text, csv_text, write_together
+from nasbench.report.files import (
+    STALE_TEMP_S,
+    atomic_write_text,
+    check_writable_dir,
+    csv_text,
+    ensure_writable_dir,
+    write_together,
+)
 
 
 def test_a_symlink_is_followed_and_stays_a_link(tmp_path) -> None:
@@ -103,6 +110,27 @@ def test_a_file_that_may_not_be_written_is_refused_before_any_moves(tmp_path, mo
     with pytest.raises(UserError, match="b.csv': the file is not writable"):
         write_together({first: "new a", locked: "new b"})
     assert first.read_text() == "old a" and locked.read_text() == "old b"
+
+
+def test_a_folder_is_checked_without_being_created(tmp_path, monkeypatch) -> None:
+    """check_writable_dir (train: nothing may be left behind by bad input) and
+    ensure_writable_dir (reports: created at once) name the same blocker."""
+    deep = tmp_path / "a" / "b"
+    assert check_writable_dir(deep) == deep and not (tmp_path / "a").exists()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    with pytest.raises(UserError) as exc:
+        check_writable_dir(blocked / "train")
+    assert str(exc.value) == f"cannot write output folder '{blocked / 'train'}': '{blocked}' is not a directory"
+    with pytest.raises(UserError) as exc:
+        ensure_writable_dir(blocked / "x" / "y", "report directory")
+    assert str(exc.value) == f"cannot write report directory '{blocked / 'x' / 'y'}': '{blocked}' is a file, not a " \
+                             "directory"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only folder (root may write all)
+    with pytest.raises(UserError) as exc:
+        check_writable_dir(deep)
+    assert str(exc.value).endswith(f"'{tmp_path}' is not writable")
+    assert ensure_writable_dir(deep) == deep and deep.is_dir()
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:

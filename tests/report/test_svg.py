@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from nasbench.report.svg import Bars, Rule, Series, bars_svg, nice_ticks, scatter_svg
+from nasbench.report.svg import Bars, Panel, Rule, Series, bars_svg, nice_ticks, panels_svg, scatter_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def test_nice_ticks_are_round_and_cover_the_range():
@@ -13,7 +15,29 @@ def test_nice_ticks_are_round_and_cover_the_range():
     assert ticks[0] <= 3.2 and ticks[-1] >= 27.9
     steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
     assert len(steps) == 1 and steps.pop() in (2.5, 5.0)
-    assert nice_ticks(5.0, 5.0)  # a degenerate range still gets ticks
+    assert nice_ticks(0, 300) == [0, 50, 100, 150, 200, 250, 300]
+    assert nice_ticks(2.21, 3.07) == [2.2, 2.4, 2.6, 2.8, 3.0, 3.2]  # past 3.07: the last tick covers hi
+    assert nice_ticks(0.6, 1.0, target=3) == [0.6, 0.8, 1.0]  # 0.6 / 0.2 = 2.999…: no extra tick below lo
+    assert nice_ticks(5.0, 5.0) == [5, 6, 7, 8, 9, 10]  # a degenerate range still gets ticks
+    assert nice_ticks(float("nan"), 1.0) == [0.0, 1.0]
+
+
+def test_panels_stack_plots_in_one_standalone_file_with_aligned_x_axes():
+    line = Series("loss <a&b>", [1, 2, 4], [3.0, 2.0, 1.0], line="line")
+    svg = panels_svg([Panel([line], "loss", "p1", height=200), Panel([line], "top-1", "p2", height=300)],
+                     x_label="step", title="t & t", notes=["n"], warning="SYNTHETIC", x_range=(0, 4))
+    root = ET.fromstring(svg)
+    assert root.get("height") == str(3 * 19 + 8 + 200 + 300)  # title, note, warning, then the panels
+    assert ".tick{" in root.find(f"{SVG}style").text  # styled without a page around it
+    groups = root.findall(f"{SVG}g")
+    assert [g.get("transform") for g in groups] == ["translate(0,65)", "translate(0,265)"]
+    plots = [g.find(f"{SVG}svg") for g in groups]
+    assert [p.get("id") for p in plots] == ["p1", "p2"] and all(p.get("data-marks") == "4" for p in plots)
+    lines = [[p.get("d") for p in plot.iter(f"{SVG}path") if p.get("fill") == "none"] for plot in plots]
+    xs = [[float(v) for v in re.findall(r"[ML]([\d.]+) ", d)] for [d] in lines]
+    assert xs[0] == xs[1] == [70 + 670 * x / 4 for x in (1, 2, 4)]  # the same step axis in both panels
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "t & t" in texts and "SYNTHETIC" in texts and "loss <a&b>" in texts
 
 
 def test_scatter_is_valid_svg_and_escapes_every_string():
