@@ -35,7 +35,7 @@ from report_out import emit  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "benchmarks" / "latency_scenario.py"
-SITUATIONS = ("alone", "crosscheck", "first", "last", "trial", "timer", "timer_kept")
+SITUATIONS = ("alone", "crosscheck", "first", "last", "trial", "timer", "timer_kept", "forked_last")
 REFERENCE = "timer_kept"
 OTHERS = {"mobilevit_xxs": ["efficientvit_m0", "ghostnetv3_100"], "efficientvit_m0": ["mobilevit_xxs",
           "ghostnetv3_100"], "ghostnetv3_100": ["mobilevit_xxs", "efficientvit_m0"]}
@@ -59,13 +59,13 @@ def worktree(ref: str) -> Path:
 
 
 def collect(versions: dict[str, Path], models: list[str], rounds: int, threads: int, log,
-            partial: Path | None = None) -> dict:
+            partial: Path | None = None, situations: tuple[str, ...] = SITUATIONS) -> dict:
     """results[version][model][situation] = list of per-round medians (ms); each finished round
     is also written to ``partial`` (a run cut short keeps its rounds)."""
-    results = {v: {m: {s: [] for s in SITUATIONS} for m in models} for v in versions}
+    results = {v: {m: {s: [] for s in situations} for m in models} for v in versions}
     rng = random.Random(0)
     for r in range(rounds):
-        jobs = [(v, m, s) for v in versions for m in models for s in SITUATIONS]
+        jobs = [(v, m, s) for v in versions for m in models for s in situations]
         rng.shuffle(jobs)
         done = {}
         for v, m, s in jobs:
@@ -88,14 +88,14 @@ def ratios(per_round: dict[str, list[float]]) -> dict[str, tuple[float, float, f
     return out
 
 
-def table(results: dict, models: list[str]) -> list[str]:
-    lines = ["| model | code | " + " | ".join(SITUATIONS) + " | worst of compare/trial vs timer_kept |",
-             "|---|---|" + "---:|" * (len(SITUATIONS) + 1)]
+def table(results: dict, models: list[str], situations: tuple[str, ...] = SITUATIONS) -> list[str]:
+    lines = ["| model | code | " + " | ".join(situations) + " | worst of compare/trial vs timer_kept |",
+             "|---|---|" + "---:|" * (len(situations) + 1)]
     for m in models:
         for v in results:
             rs = ratios(results[v][m])
-            cells = [f"{rs[s][0]:.3f} ({rs[s][1]:.2f}-{rs[s][2]:.2f})" for s in SITUATIONS]
-            worst = max(abs(rs[s][0] - 1) for s in ("alone", "crosscheck", "first", "last", "trial"))
+            cells = [f"{rs[s][0]:.3f} ({rs[s][1]:.2f}-{rs[s][2]:.2f})" for s in situations]
+            worst = max(abs(rs[s][0] - 1) for s in ("alone", "crosscheck", "first", "last", "trial") if s in rs)
             ref_ms = statistics.median(results[v][m][REFERENCE])
             lines.append(f"| {m} ({ref_ms:.2f} ms) | {v} | " + " | ".join(cells) + f" | {100 * worst:.1f}% |")
     return lines
@@ -110,7 +110,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--partial", type=Path, default=None, help="JSON of the rounds finished so far")
+    parser.add_argument("--situations", nargs="+", choices=SITUATIONS, default=list(SITUATIONS),
+                        help=f"which to run ({REFERENCE} always runs: it is the reference)")
     args = parser.parse_args()
+    situations = tuple(dict.fromkeys([*args.situations, REFERENCE]))
     started = time.monotonic()
     refs = {name: subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True,
                                  text=True, check=True).stdout.strip()
@@ -118,7 +121,7 @@ def main() -> None:
     versions = {name: worktree(ref) for name, ref in refs.items()}
     try:
         results = collect(versions, args.models, args.rounds, args.threads,
-                          lambda s: print(s, file=sys.stderr, flush=True), args.partial)
+                          lambda s: print(s, file=sys.stderr, flush=True), args.partial, situations)
     finally:
         for path in versions.values():
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
@@ -129,7 +132,7 @@ def main() -> None:
     lines = ["# Latency consistency: the same model, whatever ran before it", "",
              "Command: `python benchmarks/latency_consistency.py --versions "
              f"{' '.join(f'{n}={r}' for n, r in refs.items())} "
-             f"--rounds {args.rounds} "
+             f"--rounds {args.rounds} --situations {' '.join(situations)} "
              f"--threads {args.threads}{f' --out {args.out}' if args.out else ''}` "
              f"({(time.monotonic() - started) / 60:.0f} min).", "",
              f"Machine: {device_name(torch.device('cpu'))}, {os.cpu_count()} cores, torch "
@@ -140,7 +143,7 @@ def main() -> None:
              "`timer` is `torch.utils.benchmark.Timer` with glibc's default heap, `timer_kept` with the heap kept "
              "as nasbench keeps it (mmap and trim off); the others are nasbench's own code paths (see "
              "benchmarks/latency_scenario.py).", "",
-             *table(results, args.models), "",
+             *table(results, args.models, situations), "",
              "Raw per-round medians (ms): " + json.dumps(results), ""]
     emit(lines, args.out)
 

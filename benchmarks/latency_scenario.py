@@ -11,6 +11,9 @@ Scenarios (what ran in the process before the model was timed):
                (what a search trial has in its history: the previous trial's scores)
 - timer:       ``torch.utils.benchmark.Timer`` on the deploy-form model, nothing else
 - timer_kept:  the same, with the host heap kept as nasbench keeps it (steady_heap)
+- forked_last: as ``last`` (--others compared first, with the cross-check), then MODEL timed
+               by ``nasbench.compare`` in a child forked from a fork server started before any
+               of that work: does a clean process image, not a fresh interpreter, undo history?
 
 Whichever ``nasbench`` is first on PYTHONPATH is measured (the consistency benchmark points
 it at a checkout of the code before the change for its "before" column).
@@ -70,9 +73,30 @@ def trial_ms(model_name: str, other: str, threads: int) -> float:
     return float(row["latency_ms"])
 
 
+def _child(names: list[str], target: str, threads: int, queue) -> None:
+    queue.put(compare_ms(names, target, threads, crosscheck=False))
+
+
+def forked_last_ms(model: str, others: list[str], threads: int) -> float:
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "nasbench", "nasbench.comparison"])
+    forkserver.ensure_running()  # forked now: its heap has seen imports only
+    compare_ms([*others, model], model, threads, crosscheck=True)  # the history, in this process
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=([model], model, threads, queue))
+    child.start()
+    ms = queue.get()
+    child.join()
+    return ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["alone", "crosscheck", "first", "last", "trial", "timer", "timer_kept"])
+    parser.add_argument("scenario", choices=["alone", "crosscheck", "first", "last", "trial", "timer", "timer_kept",
+                                                 "forked_last"])
     parser.add_argument("model")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--others", nargs="*", default=[])
@@ -80,6 +104,8 @@ def main() -> None:
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     if args.scenario in ("timer", "timer_kept"):
         ms = timer_ms(args.model, args.threads, args.scenario == "timer_kept")
+    elif args.scenario == "forked_last":
+        ms = forked_last_ms(args.model, args.others, args.threads)
     elif args.scenario == "trial":
         ms = trial_ms(args.model, args.others[0], args.threads)
     else:
