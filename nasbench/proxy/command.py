@@ -116,39 +116,38 @@ def train(
     with err.status("decoding data ..."):
         data = load_data(data_src, imgsz=imgsz, seed=seed, val_split=val_split)
     plan_steps(steps, epochs, data.info.n_train, batch)  # a bad --batch fails here, before any output
-    err.print(f"data: {data.info.describe()}", highlight=False, soft_wrap=True)
-    if data.info.skipped:
-        skipped = f"skipped {len(data.info.skipped)} unreadable image(s), e.g. {data.info.skipped[0]}"
-        err.print(styled((skipped, "yellow")))
+    _describe(data, err)
     torch.manual_seed(seed)  # fixed initial weights: the same command gives the same curve
     net = spec.build(num_classes=data.num_classes)
-
-    progress = Progress(
-        TextColumn("train {task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-    )
-    with progress:
+    recipe = Recipe(steps=steps, epochs=epochs, batch=batch, lr=lr, amp=amp, mixup=mixup, cutmix=cutmix, ema=ema,
+                    label_smoothing=label_smoothing, augment=augment)
+    with _progress(err) as progress:
         task = progress.add_task(spec.name, total=None, status="")
 
         def on_step(step: int, total: int, point: CurvePoint | None) -> None:
             status = f"val top-1 {point.val_top1:.1f}%" if point is not None else None
             progress.update(task, completed=step, total=total, **({"status": status} if status else {}))
 
-        recipe = Recipe(steps=steps, epochs=epochs, batch=batch, lr=lr, amp=amp, mixup=mixup, cutmix=cutmix, ema=ema,
-                        label_smoothing=label_smoothing, augment=augment)
         result = train_proxy(net, data, recipe, EvalPlan(evals=evals, probe_val=probe_val), imgsz=imgsz, device=device,
                              seed=seed, progress=on_step)
-
     written = write_outputs(out_dir, result, spec.name)
     console = stdout_console()
     console.print(summary_table(result, spec.name))
     for path in written:
         console.print(f"wrote {shown_path(path)}", highlight=False, soft_wrap=True)  # paths stay copy-pasteable
+
+
+def _describe(data, err) -> None:
+    """The training data on stderr, with the images that could not be read."""
+    err.print(f"data: {data.info.describe()}", highlight=False, soft_wrap=True)
+    if data.info.skipped:
+        skipped = f"skipped {len(data.info.skipped)} unreadable image(s), e.g. {data.info.skipped[0]}"
+        err.print(styled((skipped, "yellow")))
+
+
+def _progress(err) -> Progress:
+    return Progress(TextColumn("train {task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err)
 
 
 # ---------------------------------------------------------------- rendering
