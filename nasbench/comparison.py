@@ -165,6 +165,7 @@ def result_row(cand: Candidate, timing: Timing, batch: int, peaks: Peaks | None)
         "backend_setup_s": timing.backend_setup_s, "latency_spread": timing.spread,
         "other_load_cores": timing.other_load_cores, "faults_per_run": timing.faults_per_run,
         "timing_unstable": timing.unstable, "timing_note": timing.unstable_reason, "allocator": timing.allocator,
+        "timing_process": timing.process,
     }
     if timing.graph_median_ms is not None or timing.graph_error:
         row.update(latency_graph_ms=timing.graph_median_ms, latency_graph_p10_ms=timing.graph_p10_ms,

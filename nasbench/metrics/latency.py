@@ -76,6 +76,7 @@ class Timing:
     other_load_cores: float | None = None  # CPU cores other processes kept busy while this model was timed
     faults_per_run: float | None = None  # minor page faults of the process per timed run (CPU)
     allocator: str = ""
+    process: str = "shared"  # "isolated": timed in its own clean process; else "shared" and why
     unstable_reason: str = ""  # empty when the figure can be trusted
     error: str | None = None  # the backend could not run this model: every figure is NaN
     graph_median_ms: float | None = None  # CUDA-graph replay of the same forward (cuda_graph=True)
@@ -115,6 +116,9 @@ class TimingPlan:
     time_limit_s: float = 60.0  # for all models together
     min_runs: int = 3
     stability: Stability = field(default_factory=Stability)
+    # CPU eager: each model timed in its own child of a clean fork server (metrics/isolation.py),
+    # so what ran before in this process cannot change its figure.
+    isolate: bool = True
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
@@ -185,6 +189,42 @@ class _Chunk:
 
     def load_cores(self) -> float | None:
         return max(0.0, self.other_cpu_s) / self.wall_s if self.known_load and self.wall_s > 0 else None
+
+
+class LocalRunner:
+    """One model's forward timed in this process: warm-up, a planning probe, chunks of runs.
+
+    The child of ``metrics/isolation.py`` drives the same class, so a model is timed the same
+    way whether it is isolated or not."""
+
+    def __init__(self, call: Callable[[], object], dev: torch.device) -> None:
+        self.call, self.dev, self.timer, self.load = call, dev, _make_timer(dev), _Chunk()
+
+    def warmup(self, runs: int) -> int | None:
+        """Peak CUDA memory of the warm-up forwards (None on the CPU)."""
+        with torch.inference_mode(), python_gc_paused():
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize(self.dev)
+                torch.cuda.reset_peak_memory_stats(self.dev)
+            for _ in range(runs):
+                self.call()
+            return torch.cuda.max_memory_allocated(self.dev) if self.dev.type == "cuda" else None
+
+    def probe(self) -> float:
+        with torch.inference_mode(), python_gc_paused():
+            return self.timer(self.call)
+
+    def chunk(self, runs: int) -> list[float]:
+        out: list[float] = []
+        with torch.inference_mode(), python_gc_paused():
+            self.load.add(lambda: out.extend(self.timer(self.call) for _ in range(runs)))
+        return out
+
+    def chunk_load(self) -> _Chunk:
+        return self.load
+
+    def close(self) -> None:
+        pass
 
 
 def _minor_faults() -> int:
@@ -272,12 +312,17 @@ def time_models(
     allocator = steady_heap()
     with torch_settings(threads, cudnn_benchmark=True if dev.type == "cuda" else None):
         used_threads = torch.get_num_threads()
-        prepared, shapes, errors = _prepare_calls(models, imgsz, batch, dev, DTYPES[dtype], channels_last, backend,
-                                                  used_threads)
-        calls = {n: p.call for n, p in prepared.items()}
-        graphs, graph_errors = capture_graphs(calls, dev) if cuda_graph else ({}, {})
-        samples, peak_mem, chunks, rounds, time_limited = _sample(
-            {**calls, **{graph_key(n): g for n, g in graphs.items()}}, dev, plan)
+        setup = _Setup(imgsz, batch, dev, DTYPES[dtype], channels_last, backend, used_threads,
+                       plan.isolate and dev.type == "cpu" and backend == "eager" and not cuda_graph)
+        runners, prepared, shapes, errors, processes = _prepare_runners(models, setup)
+        try:
+            graphs, graph_errors = capture_graphs({n: p.call for n, p in prepared.items()}, dev) if cuda_graph \
+                else ({}, {})
+            samples, peak_mem, chunks, rounds, time_limited = _sample(
+                {**runners, **{graph_key(n): LocalRunner(g, dev) for n, g in graphs.items()}}, plan)
+        finally:
+            for runner in runners.values():
+                runner.close()
     context = dict(
         device=dev.type, device_name=device_name(dev), dtype=dtype, batch=batch, threads=used_threads,
         channels_last=channels_last, torch_version=torch.__version__,
@@ -285,11 +330,13 @@ def time_models(
         time_limited=time_limited, backend=backend, allocator=allocator,
         what=(f"forward() on {backend} in eval + inference_mode, batch {batch}, {dtype}"
               f"{', channels_last' if channels_last else ''}, {'CUDA events' if dev.type == 'cuda' else 'perf_counter'}"
-              f", Python GC paused, alternating {rounds} rounds over {len(prepared)} model(s)"),
+              f", Python GC paused, alternating {rounds} rounds over {len(prepared)} model(s)"
+              + (", each in its own clean process" if setup.isolate else "")),
     )
     results = {name: _failed(message, shapes[name], context) for name, message in errors.items()}
     for name in prepared:
-        timing = _summary(samples[name], prepared[name], chunks[name], peak_mem[name], shapes[name], plan, context)
+        timing = _summary(samples[name], prepared[name], chunks[name], peak_mem[name], shapes[name], plan,
+                          {**context, "process": processes[name]})
         if cuda_graph:
             timing = _with_graph(timing, samples.get(graph_key(name)), graph_errors.get(name))
         results[name] = timing
@@ -363,52 +410,79 @@ def _failed(message: str, shape: tuple[int, ...], context: dict) -> Timing:
                   peak_mem_bytes=None, backend_detail="", backend_max_abs_diff=nan, error=message, **context)
 
 
-def _prepare_calls(models: Mapping[str, nn.Module], imgsz: int | Mapping[str, int], batch: int, dev: torch.device,
-                   torch_dtype: torch.dtype, channels_last: bool, backend: str, threads: int):
-    """Each model moved to the device/dtype/layout with its own input and put on the backend:
-    (name -> Prepared, name -> input shape, name -> why the backend could not run it)."""
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+@dataclass(frozen=True)
+class _Setup:
+    """How every model of one ``time_models`` call is put on the device and the backend."""
+
+    imgsz: int | Mapping[str, int]
+    batch: int
+    dev: torch.device
+    torch_dtype: torch.dtype
+    channels_last: bool
+    backend: str
+    threads: int
+    isolate: bool  # time each model in its own clean child process
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        size = self.imgsz[name] if isinstance(self.imgsz, Mapping) else self.imgsz
+        return (self.batch, 3, size, size)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def prepare_local(model: nn.Module, shape: tuple[int, ...], setup: _Setup) -> backends.Prepared:
+    """``model`` on the device, dtype and layout with its own input, on the backend (in this process)."""
+    model.eval().to(device=setup.dev, dtype=setup.torch_dtype, memory_format=setup.memory_format)
+    x = torch.randn(shape, device=setup.dev, dtype=setup.torch_dtype).contiguous(memory_format=setup.memory_format)
+    return backends.prepare(setup.backend, model, x, setup.threads)
+
+
+def _prepare_runners(models: Mapping[str, nn.Module], setup: _Setup):
+    """A runner per model (in a clean child process when ``setup.isolate`` and the model can be
+    rebuilt there, else here): (runners, Prepared, input shapes, backend errors, process notes)."""
+    from nasbench.metrics import isolation
+
+    runners: dict[str, LocalRunner | isolation.ChildRunner] = {}
     prepared: dict[str, backends.Prepared] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
+    shapes = {name: setup.shape(name) for name in models}
     errors: dict[str, str] = {}
+    processes: dict[str, str] = {}
     for name, model in models.items():
-        size = imgsz[name] if isinstance(imgsz, Mapping) else imgsz
-        shapes[name] = (batch, 3, size, size)
-        model.eval().to(device=dev, dtype=torch_dtype, memory_format=memory_format)
-        x = torch.randn(shapes[name], device=dev, dtype=torch_dtype).contiguous(memory_format=memory_format)
         try:
-            prepared[name] = backends.prepare(backend, model, x, threads)
+            if setup.isolate:
+                try:
+                    runners[name], prepared[name] = isolation.start_child(model, shapes[name], setup)
+                    processes[name] = "isolated"
+                    continue
+                except isolation.NotIsolated as exc:
+                    processes[name] = f"shared ({exc})"
+            prepared[name] = prepare_local(model, shapes[name], setup)
+            runners[name] = LocalRunner(prepared[name].call, setup.dev)
+            processes.setdefault(name, "shared")
         except backends.BackendError as exc:
             errors[name] = str(exc)
-    return prepared, shapes, errors
+    return runners, prepared, shapes, errors, processes
 
 
-def _sample(calls: Mapping[str, Callable[[], object]], dev: torch.device, plan: TimingPlan):
+def _sample(runners: Mapping[str, LocalRunner], plan: TimingPlan):
     """Warm-up, one probe run each to plan the rest within the time limit, then the timed runs
     in alternating rounds. Returns (samples ms, peak memory, per-model load, rounds, time_limited)."""
-    timer = _make_timer(dev)
-    samples: dict[str, list[float]] = {n: [] for n in calls}
-    chunks: dict[str, _Chunk] = {n: _Chunk() for n in calls}
-    peak_mem: dict[str, int | None] = {}
+    samples: dict[str, list[float]] = {n: [] for n in runners}
     started = time.perf_counter()
-    with torch.inference_mode(), python_gc_paused():
-        for name, call in calls.items():
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-                torch.cuda.reset_peak_memory_stats(dev)
-            for _ in range(plan.warmup):
-                call()
-            peak_mem[name] = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
-        probe_ms = {name: timer(call) for name, call in calls.items()}
-        per_round_ms = sum(probe_ms.values())
-        budget_ms = max(0.0, plan.time_limit_s - (time.perf_counter() - started)) * 1e3
-        affordable = int(budget_ms // max(per_round_ms, 1e-6))
-        runs = max(plan.min_runs, min(plan.runs, affordable))
-        rounds = max(1, min(plan.rounds, runs))
-        per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
-        for n_runs in per_round:
-            for name, call in calls.items():
-                chunks[name].add(lambda c=call, n=n_runs, out=samples[name]: out.extend(timer(c) for _ in range(n)))
+    peak_mem = {name: runner.warmup(plan.warmup) for name, runner in runners.items()}
+    probe_ms = {name: runner.probe() for name, runner in runners.items()}
+    per_round_ms = sum(probe_ms.values())
+    budget_ms = max(0.0, plan.time_limit_s - (time.perf_counter() - started)) * 1e3
+    affordable = int(budget_ms // max(per_round_ms, 1e-6))
+    runs = max(plan.min_runs, min(plan.runs, affordable))
+    rounds = max(1, min(plan.rounds, runs))
+    per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+    for n_runs in per_round:
+        for name, runner in runners.items():
+            samples[name].extend(runner.chunk(n_runs))
+    chunks = {name: runner.chunk_load() for name, runner in runners.items()}
     return samples, peak_mem, chunks, rounds, runs < plan.runs
 
 

@@ -43,6 +43,8 @@ COLUMNS: dict[str, str] = {
     "timing_note": "why timing_unstable is set",
     "timing_attempts": "search: every timing of a candidate that was re-timed because it was unstable",
     "allocator": "how host memory was kept during timing (glibc heap kept: no page faults from history)",
+    "timing_process": ("isolated: timed in its own child of a clean fork server (nothing run before can change "
+                       "the figure; CPU eager); shared: in this process, with the reason when isolation was wanted"),
     "latency_graph_ms": "median latency of the same forward replayed from a CUDA graph (--cuda-graph), ms: "
                         "latency_ms minus this is what kernel launches cost",
     "latency_graph_p10_ms": "10th percentile CUDA-graph latency, ms",

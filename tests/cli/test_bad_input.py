@@ -386,8 +386,8 @@ def test_unsafe_loads_are_detected() -> None:
     assert unsafe_loads("yaml.safe_load(s)\ntorch.load(p, weights_only=True)\n") == []
 
 
-# Reads only the model its parent process pickled and piped to its stdin, never a file.
-PARENT_PIPE_ONLY = {"nasbench/metrics/compile_probe.py"}
+# Each reads only the model its parent process pickled and piped to it, never a file.
+PARENT_PIPE_ONLY = {"nasbench/metrics/compile_probe.py", "nasbench/metrics/isolation.py"}
 
 
 def test_package_loads_data_safely() -> None:

@@ -33,7 +33,7 @@ def test_percentile_interpolates() -> None:
 
 
 def test_known_latency_and_context() -> None:
-    plan = TimingPlan(warmup=1, runs=6, rounds=3, time_limit_s=30)
+    plan = TimingPlan(warmup=1, runs=6, rounds=3, time_limit_s=30, isolate=False)  # calls counted here
     models = {"fast": Sleeper(2), "slow": Sleeper(8)}
     out = time_models(models, 8, device="cpu", threads=1, plan=plan)
     assert out["fast"].runs == out["slow"].runs == 6
