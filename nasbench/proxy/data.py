@@ -404,7 +404,6 @@ def _decode_listing(listing: _Listing, size: int, workers: int | None) -> tuple[
 
 # ---------------------------------------------------------------- CIFAR pickles
 
-_CIFAR10_FILES = ("batches.meta", "test_batch")
 _CIFAR100_FILES = ("meta", "train", "test")
 _NUMPY_GLOBALS = frozenset({"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"})
 
