@@ -328,6 +328,9 @@ def _measure_references(study, search_, spaces, err) -> None:
             names = [p for s in spaces for p in s.presets]
             study.set_user_attr("presets", st.measure_presets(search_, names, log=lambda s: status.update(s),
                                                                     study=study))
+        for row in study.user_attrs["presets"]:
+            if row.get("reason"):
+                err.print(f"preset {row['name']} not measured: {row['reason']}", highlight=False, soft_wrap=True)
     with err.status("detector-level references") as status:
         st.detector_references(search_, study, log=lambda s: status.update(s))
 

@@ -657,7 +657,12 @@ def measure_presets(search: Search, names: list[str], log: Callable[[str], None]
             row = preset_row_from_trial(trial, name)
         else:
             log(f"measuring preset {name}")
-            row, _, _ = search.measure_reusing(spec, name, imgsz)
+            try:
+                row, _, _ = search.measure_reusing(spec, name, imgsz)
+            except MeasureError as exc:  # one preset's bad timing must not cost the study its report
+                log(f"preset {name} not measured: {first_line(exc)}")
+                rows.append({"name": name, "family": spec.family, "feasible": False, "reason": first_line(exc)})
+                continue
         if search.opts.train and "proxy_top1" not in row:  # an infeasible start trial was never trained
             log(f"proxy-training preset {name}")
             result = search.train(spec)

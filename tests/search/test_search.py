@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from nasbench.cli import main
-from nasbench.errors import UserError
+from nasbench.errors import MeasureError, UserError
 from nasbench.nas import study as st
 from nasbench.nas.budget import parse_budget_ms, parse_count
 from tests.helpers import TINY_SPACE
@@ -480,3 +480,24 @@ def test_a_backend_that_cannot_run_a_candidate_fails_that_trial(tmp_path, monkey
     trials = load(tmp_path, "ort").trials
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
     assert all(t.user_attrs["reason"] == "onnxruntime failed: an op the exporter does not know" for t in trials)
+
+
+def test_a_preset_that_cannot_be_timed_costs_one_line_not_the_report(tmp_path, monkeypatch) -> None:
+    """A preset measured at the end (a busy moment, a backend that cannot run it) is recorded
+    with its reason; the search still writes its report and exits 0."""
+    real = st.Search.measure_reusing
+
+    def unstable_presets(self, spec, label, imgsz, reject_over_ms=None, use_cache=True):
+        if label == "mobilevit_xxs":
+            raise MeasureError("timing unstable in 3 attempts (spread (p90 - p10) / median 31%)")
+        return real(self, spec, label, imgsz, reject_over_ms, use_cache)
+
+    monkeypatch.setattr(st.Search, "measure_reusing", unstable_presets)
+    res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "1", "--no-train",
+              "--study", "late", "--start", "sampler")
+    assert res.exit_code == 0, res.output
+    assert "preset mobilevit_xxs not measured: timing unstable in 3 attempts" in res.output
+    presets = load(tmp_path, "late").user_attrs["presets"]
+    assert presets == [{"name": "mobilevit_xxs", "family": "mobilevit", "feasible": False,
+                        "reason": "timing unstable in 3 attempts (spread (p90 - p10) / median 31%)"}]
+    assert (tmp_path / "rep" / "index.html").is_file()
