@@ -230,7 +230,9 @@ class Search:
         m = prepare(spec, label, CompareOptions(imgsz=imgsz, device=str(self.device), crosscheck=False))
         m.cost = measure_cost(m)
         if reject_over_ms is not None and self.opts.backend == "eager":  # one warm run: far over budget -> stop
-            probe = self.time(m.model, label, imgsz, TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1))
+            # In this process: a clean child per probe would cost more than the one run it times,
+            # and "far over budget" does not turn on the few % that history can add.
+            probe = self.time(m.model, label, imgsz, TimingPlan(warmup=1, runs=1, rounds=1, min_runs=1, isolate=False))
             if probe.median_ms > reject_over_ms:
                 return result_row(m, probe, 1, None), True
         attempts = [self.time(m.model, label, imgsz, self.opts.timing)]
