@@ -27,7 +27,9 @@ Tables it reads or writes (each step is skipped when its file is there, unless a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import platform
 import statistics
 import sys
@@ -39,6 +41,7 @@ from typing import Any
 import torch
 
 from nasbench.estimate import estimators as est
+from nasbench.estimate.fitted import fit_linear
 from nasbench.estimate.reference import (
     ReferenceRow,
     published_presets,
@@ -132,6 +135,26 @@ def ceiling_lines(stored: dict[str, dict[str, Any]]) -> list[str]:
         cells = [f"{kendall_tau(*split[k]):.3f} | {mean_abs_error(*split[k]):.2f}" for k in ("classic", "presets")]
         lines.append(f"| {candidate.name} | " + " | ".join(cells) + " |")
     return lines
+
+
+IN_SAMPLE_MAX_SIGNALS = 3
+
+
+def in_sample_ceiling(stored: dict[str, dict[str, Any]]) -> tuple[float, tuple[str, ...]]:
+    """The best tau on the classic models of a linear fit of at most IN_SAMPLE_MAX_SIGNALS
+    stored signals fitted on the classic models themselves, the subset chosen by that same
+    tau: an optimistic bound (in sample, selected on the answer) that no product can have."""
+    names = list(FACTORIES)
+    rows = [stored[n]["signals"] for n in names]
+    truth = [PUBLISHED_TOP1[n].top1 for n in names]
+    varying = sorted(s for s in rows[0] if len({r[s] for r in rows}) > 1)
+    best: tuple[float, tuple[str, ...]] = (-1.0, ())
+    for size in range(1, IN_SAMPLE_MAX_SIGNALS + 1):
+        for subset in itertools.combinations(varying, size):
+            line = fit_linear(rows, [math.log(100.0 - t) for t in truth], subset, ridge=1e-6)
+            tau = kendall_tau([-line.predict(r) for r in rows], truth)  # lower error -> higher top-1
+            best = max(best, (tau, subset))
+    return best
 
 
 # ----------------------------------------------------------------------------- training rows
@@ -294,6 +317,12 @@ def build_report(heldout: dict[str, dict[str, Any]], train_rows: dict[str, dict[
               "models but what these signals cannot see (the training recipe: 90-epoch SGD for most classics, "
               "long schedules with strong augmentation for the presets and for MobileNetV3).", "",
               *ceiling_lines(heldout), ""]
+    tau, subset = in_sample_ceiling(heldout)
+    lines += [f"Fitted on the classic models themselves (in sample), with the best of every subset of up to "
+              f"{IN_SAMPLE_MAX_SIGNALS} of the {len(next(iter(heldout.values()))['signals'])} stored signals "
+              f"chosen by its classic tau, a linear fit reaches tau {tau:.3f} ({' + '.join(subset)}): "
+              f"{'below' if tau < 0.85 else 'at or above'} the 0.85 line even when it is allowed to see the answers.",
+              ""]
     return lines, proxy
 
 
