@@ -40,6 +40,7 @@ SETTINGS = (("mobilevit", "20ms"), ("mobilevit", "30ms"), ("efficientvit", "15ms
 
 @dataclass(frozen=True)
 class Strategy:
+    key: str  # for --strategies
     name: str
     sampler: str
     start: str
@@ -47,15 +48,17 @@ class Strategy:
     two_objective: bool  # (MACs up, latency down), as the search now does; False: MACs alone, as before
 
 
-STRATEGIES = (Strategy("random", "random", "sampler", False, False),
-              Strategy("tpe, MACs alone, no start or model (before)", "tpe", "sampler", False, False),
-              Strategy("tpe two-objective + presets + latency model (default)", "tpe", "presets", True, True))
+STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
+              Strategy("before", "tpe, MACs alone, no start or model (before)", "tpe", "sampler", False, False),
+              Strategy("default", "tpe two-objective + presets + latency model (default)", "tpe", "presets", True,
+                       True))
 # Candidates for the default, one change at a time (--sampler-study).
-SAMPLER_STUDY = (Strategy("random", "random", "sampler", False, False),
-                 Strategy("tpe, MACs alone + presets + latency model", "tpe", "presets", True, False),
-                 Strategy("tpe two-objective, sampler start, no latency model", "tpe", "sampler", False, True),
-                 Strategy("nsga2 two-objective + presets + latency model", "nsga2", "presets", True, True),
-                 Strategy("tpe two-objective + presets + latency model", "tpe", "presets", True, True))
+SAMPLER_STUDY = (Strategy("random", "random", "random", "sampler", False, False),
+                 Strategy("tpe1", "tpe, MACs alone + presets + latency model", "tpe", "presets", True, False),
+                 Strategy("tpe-nomodel", "tpe two-objective, sampler start, no latency model", "tpe", "sampler", False,
+                          True),
+                 Strategy("nsga2", "nsga2 two-objective + presets + latency model", "nsga2", "presets", True, True),
+                 Strategy("tpe", "tpe two-objective + presets + latency model", "tpe", "presets", True, True))
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,16 @@ def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: f
                                 sampler=st.make_sampler(strategy.sampler, seed))
     started = time.perf_counter()
     if strategy.start == "presets":
-        enqueue_presets(study, spaces, start_limit(trials))
-    study.optimize(search, n_trials=trials, catch=(RuntimeError,))
+        enqueue_presets(study, spaces, start_limit(trials, len(spaces)))
+    counter = st.StopAfterTimed(trials)  # as `nasbench search --trials`: timed candidates are counted
+    study.optimize(search, n_trials=st.asked_limit(trials), callbacks=[counter], catch=(RuntimeError,))
     wall = time.perf_counter() - started
     done = [t for t in study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
     front = [(t.user_attrs["row"]["latency_ms"], t.user_attrs["row"]["macs"]) for t in done if t.user_attrs["feasible"]]
     errors = [t.user_attrs["pred_latency_error"] for t in study.trials if "pred_latency_error" in t.user_attrs]
-    feasible = sum(1 for t in study.trials if t.user_attrs.get("feasible") and t.state.name == "COMPLETE")
-    return Outcome(hypervolume(front, budget_ms), feasible, len(study.trials), max((m for _, m in front), default=0.0),
+    feasible = sum(1 for t in study.trials if t.user_attrs.get("feasible") and t.state.name == "COMPLETE"
+                   and st.timed_now(t))
+    return Outcome(hypervolume(front, budget_ms), feasible, counter.timed, max((m for _, m in front), default=0.0),
                    sum(1 for t in study.trials if t.user_attrs.get("predicted_over")),
                    statistics.median(errors) if errors else None, wall)
 
@@ -136,9 +141,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="space:budget settings to run (default: all six)")
     ap.add_argument("--sampler-study", action="store_true",
                     help="compare candidate samplers (same start and latency model) instead of the strategies")
+    ap.add_argument("--strategies", nargs="+", default=None,
+                    help="keys of the strategies to run (random is always run: the ratios are against it)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     strategies = SAMPLER_STUDY if args.sampler_study else STRATEGIES
+    if args.strategies:
+        strategies = tuple(s for s in strategies if s.key == "random" or s.key in args.strategies)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     settings = [tuple(s.split(":")) for s in args.only] if args.only else SETTINGS
     started = time.perf_counter()
@@ -146,13 +155,16 @@ def main() -> None:
         "# Search efficiency, cost-only: strategies against random sampling\n",
         f"Command: `python benchmarks/search_efficiency.py --trials {args.trials} --seeds "
         f"{' '.join(map(str, args.seeds))}{' --sampler-study' if args.sampler_study else ''}"
-        f"{' --only ' + ' '.join(args.only) if args.only else ''}`. "
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}"
+        f"{' --strategies ' + ' '.join(args.strategies) if args.strategies else ''}`. "
         f"CPU: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, optuna {optuna.__version__}. Objective: MACs under the latency budget "
         "(cost-only, no training); each trial = sample + build + count + CPU timing (3 warm-up + 15 runs). "
         "Hypervolume: area of the feasible (latency <= budget, MACs) front in ms x GMACs, reference (budget, 0), "
-        "mean over seeds; the ratio is against random's mean. Feasible: trials within the budget out of all trials "
-        "(predicted-over and space-violating ones count as trials). Best: mean (and worst seed) of the best feasible "
+        "mean over seeds; the ratio is against random's mean. Trials: candidates built and timed, as `--trials` "
+        "counts them (those skipped unbuilt, predicted over budget or against the space's constraints, and "
+        "repeats, are recorded beside them, not counted). Feasible: timed trials within the budget. "
+        "Best: mean (and worst seed) of the best feasible "
         "MACs; the best feasible preset is the named preset with the most MACs within the budget, its own config "
         "measured the same way. Model error: median |predicted - measured| / measured over trials the latency model "
         "predicted before they were timed. 'before' is the previous search with today's sampler settings "

@@ -84,8 +84,8 @@ def _create_or_load(name: str, storage_url: str, sampler_for: Callable[[int], An
 class _Progress:
     """Optuna callback driving a rich progress bar: trials, feasible, best, ETA."""
 
-    def __init__(self, progress, task, objective: str) -> None:
-        self.progress, self.task, self.objective = progress, task, objective
+    def __init__(self, progress, task, objective: str, counter) -> None:
+        self.progress, self.task, self.objective, self.counter = progress, task, objective, counter
         self.feasible = 0
         self.best: float | None = None
 
@@ -96,9 +96,10 @@ class _Progress:
             self.best = value if self.best is None else max(self.best, value)
         best = "—" if self.best is None else (f"{self.best / 1e9:.3f} GMACs" if self.objective == "macs"
                                               else f"{self.best:.4g}")
-        self.progress.update(self.task, advance=1,
+        skipped = f" · {self.counter.skipped} skipped unbuilt" if self.counter.skipped else ""
+        self.progress.update(self.task, completed=self.counter.timed,
                              description=f"trial {trial.number} {trial.state.name.lower()} "
-                                         f"· feasible {self.feasible} · best {best}")
+                                         f"· feasible {self.feasible}{skipped} · best {best}")
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
@@ -110,7 +111,8 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help=f"Space name ({', '.join(available_spaces())}), 'all' (family becomes a knob), "
                    "or a space .yaml file.")
 @click.option("--budget", required=True, help=f"Latency budget, hard constraint. Accepted: {BUDGET_FORMS}.")
-@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Trials this run adds.")
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Candidates this run builds and times (those skipped unbuilt are recorded beside them).")
 @click.option("--max-total", type=click.IntRange(min=1), default=None,
               help="Exactly this many finished trials in the study, all workers together (this worker stops "
                    "earlier at --trials).")
@@ -213,7 +215,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     with storage_loss_as_error(storage, heartbeat_s):
         before = len(study.trials)
         if opts.start == "presets":
-            enqueue_presets(study, spaces, start_limit(max_total or trials))
+            enqueue_presets(study, spaces, start_limit(max_total or trials, len(spaces)))
         _print_start(console, study, name, storage, before, sampler_seed, opts.train)
         interrupted = _run_trials(study, search_, err, TrialLimits(trials, max_total, timeout, heartbeat_s))
         if not interrupted and not no_presets:
@@ -285,7 +287,8 @@ class TrialLimits:
 
 
 def _run_trials(study, search_, err, limits: TrialLimits) -> bool:
-    """Run this process's trials with a progress bar; True when interrupted (Ctrl-C or SIGTERM)."""
+    """Run this process's trials with a progress bar; True when interrupted (Ctrl-C or SIGTERM).
+    --trials counts timed trials (``study.timed_now``); with --max-total every finished trial counts."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -295,13 +298,16 @@ def _run_trials(study, search_, err, limits: TrialLimits) -> bool:
         TimeRemainingColumn,
     )
 
+    from nasbench.nas import study as st
+
     started = time.monotonic()
     old_handler = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
             task = progress.add_task("searching", total=limits.trials)
-            callbacks = [_Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"))]
+            counter = st.StopAfterTimed(limits.trials)
+            callbacks = [counter, _Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"), counter)]
             if limits.max_total:
                 deadline = None if limits.timeout_s is None else started + limits.timeout_s
                 optimize_until_total(study, CappedObjective(search_, limits.max_total), max_trials=limits.trials,
@@ -309,8 +315,8 @@ def _run_trials(study, search_, err, limits: TrialLimits) -> bool:
                                      poll_s=min(5.0, limits.heartbeat_s / 2),
                                      on_wait=lambda s: progress.update(task, description=s))
             else:
-                study.optimize(search_, n_trials=limits.trials, timeout=limits.timeout_s, callbacks=callbacks,
-                               catch=(RuntimeError,), gc_after_trial=False)
+                study.optimize(search_, n_trials=st.asked_limit(limits.trials), timeout=limits.timeout_s,
+                               callbacks=callbacks, catch=(RuntimeError,), gc_after_trial=False)
     except KeyboardInterrupt:
         return True
     finally:

@@ -207,11 +207,13 @@ def aimed_values(space: Space, values: dict[str, Any], macs_of: Callable[[Any], 
 START_SHARE = 0.1  # of a run's trials: presets are good designs for accuracy, not always near the front
 
 
-def start_limit(trials: int) -> int:
+def start_limit(trials: int, spaces: int = 1) -> int:
     """How many presets a new study starts with: a tenth of the trials, at least one (each is
-    followed by its aimed version where the space has a width knob). More cost the front: on
-    efficientvit at 25 ms its six presets as the first of 30 trials lowered the hypervolume."""
-    return max(1, math.ceil(trials * START_SHARE))
+    followed by its aimed version where the space has a width knob), and in a cross-family
+    search at least one per space, so no family is judged by the sampler's luck alone. More
+    cost the front: on efficientvit at 25 ms its six presets as the first of 30 trials
+    lowered the hypervolume."""
+    return max(1, spaces if spaces > 1 else 0, math.ceil(trials * START_SHARE))
 
 
 def enqueue_presets(study, spaces: list[Space], limit: int) -> int:

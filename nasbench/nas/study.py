@@ -632,6 +632,41 @@ def check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
                                 "use another --study")
 
 
+# ----------------------------------------------------------------------------- what --trials counts
+SKIPPED_PER_TIMED_MAX = 3  # a run asks the sampler for at most (1 + this) x --trials candidates
+
+
+def timed_now(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished trial cost a build and a timing, which is what --trials counts.
+    A candidate skipped unbuilt (predicted over budget, against the space's constraints or
+    a --max-params/--max-macs cap) or a repeat of an earlier config costs milliseconds: it
+    is recorded, with its reason, but does not use up the run's trials. A failed build counts."""
+    if trial.state == TrialState.FAIL:
+        return True
+    return "row" in trial.user_attrs and "duplicate_of" not in trial.user_attrs
+
+
+def asked_limit(trials: int) -> int:
+    """The most candidates a run of ``trials`` timed trials asks for, so that a run whose
+    latency model rejects nearly everything still ends."""
+    return trials * (1 + SKIPPED_PER_TIMED_MAX)
+
+
+class StopAfterTimed:
+    """Optuna callback: stop the run once ``trials`` of its trials were timed (``timed_now``)."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials, self.timed, self.skipped = trials, 0, 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if timed_now(trial):
+            self.timed += 1
+        else:
+            self.skipped += 1
+        if self.timed >= self.trials:
+            study.stop()
+
+
 def feasible_count(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                if t.user_attrs.get("feasible"))

@@ -76,7 +76,11 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
     # Re-running the same command resumes: trials are added to the same study.
     res = cli(tmp_path, *args)
     assert res.exit_code == 0 and "3 earlier trial(s), resuming" in res.output
-    assert len(load(tmp_path, "tiny").trials) == 6
+    # --trials counts candidates timed: in this tiny space the second run also meets repeats
+    # of earlier configs, which are reused, recorded, and not counted.
+    resumed = load(tmp_path, "tiny").trials
+    assert sum(st.timed_now(t) for t in resumed) == 6
+    assert all("duplicate_of" in t.user_attrs for t in resumed if not st.timed_now(t))
     frame = pd.read_csv(tmp_path / "rep" / "trials.csv")
     assert len(frame) == 6 and {"latency_ms", "macs", "flops", "params"} <= set(frame.columns)
 
@@ -109,7 +113,8 @@ def test_duplicate_configs_are_not_measured_twice(tmp_path, monkeypatch) -> None
     assert res.exit_code == 0, res.output
     study = load(tmp_path, "dup")
     assert len(calls) == 1
-    assert [t.user_attrs.get("duplicate_of") for t in study.trials] == [None, 0, 0]
+    # A repeat is not a timed trial: the run asks for more until its bound, 4 x --trials.
+    assert [t.user_attrs.get("duplicate_of") for t in study.trials] == [None] + [0] * (st.asked_limit(3) - 1)
     assert study.trials[1].values == study.trials[0].values
 
 
@@ -385,7 +390,8 @@ def test_a_config_over_a_cap_is_never_built(tmp_path, monkeypatch) -> None:
               "--max-params", "100k", "--study", "caps", "--no-presets")
     assert res.exit_code == 0, res.output
     trials = load(tmp_path, "caps").trials
-    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    # None is timed, so the run ends at its bound on candidates asked for (4 x --trials).
+    assert len(trials) == st.asked_limit(3) and all(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     for t in trials:
         assert t.user_attrs["reason"].startswith("params_over_cap +") and "never built" in t.user_attrs["reason"]
         assert t.constraints["params_over_cap"] > 0

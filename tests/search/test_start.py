@@ -21,6 +21,7 @@ from nasbench.nas.start import (
     optuna_params,
     preset_start_trials,
     project,
+    start_limit,
     values_from_params,
 )
 from tests.helpers import TINY_SPACE
@@ -55,6 +56,15 @@ def test_start_trials_take_spaces_in_turn_and_name_params_as_sample_does() -> No
     plain = {k.split(".", 1)[1]: v for k, v in first.params.items() if k != "family"}
     values = values_from_params(spaces[0], plain)
     assert optuna_params(spaces[0], values, f"{spaces[0].name}.", True) == first.params
+
+
+def test_a_cross_family_start_covers_every_family() -> None:
+    """A tenth of the trials, at least one, and at least one preset per space when there are several."""
+    assert [start_limit(t) for t in (1, 10, 11, 30)] == [1, 1, 2, 3]
+    spaces = resolve_space_arg("all")
+    assert len(spaces) == 7 and start_limit(30, len(spaces)) == 7 and start_limit(100, len(spaces)) == 10
+    starts = preset_start_trials(spaces, start_limit(30, len(spaces)))
+    assert sorted(zoo.resolve(s.user_attrs["preset"]).family for s in starts) == sorted(s.name for s in spaces)
 
 
 def test_the_aimed_width_is_the_widest_whose_scaled_latency_fits(tmp_path) -> None:
@@ -110,10 +120,12 @@ def test_a_candidate_predicted_over_budget_is_recorded_and_never_built(tmp_path,
         self, spec, *a, **k))
     slow = LatencyModel(weights=(0.0, 0.0, 0.0, 0.0, 0.0, 5000.0), points=9, loo_errors=(0.05,) * 9)
     monkeypatch.setattr(st.Search, "latency_model", lambda self, trials: slow)  # 5 s for anything
-    res = cli(tmp_path, "--space", str(write_space(tmp_path, EXACT_SPACE)), "--budget", "1s", "--trials", "4",
+    res = cli(tmp_path, "--space", str(write_space(tmp_path, EXACT_SPACE)), "--budget", "1s", "--trials", "1",
               "--no-train", "--study", "p", "--no-presets", "--start", "sampler")
     assert res.exit_code == 0, res.output
     trials = load(tmp_path, "p").trials
+    # --trials 1 counts the one candidate timed; the three skipped before it are recorded, not counted.
+    assert len(trials) == 4
     assert all(t.user_attrs["pred_latency_ms"] == 5000.0 and t.user_attrs["predicted_over"] for t in trials)
     skipped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert len(skipped) == 3 and all("predicted over budget: 5000.0 ms" in t.user_attrs["reason"] for t in skipped)
