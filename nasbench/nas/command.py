@@ -220,7 +220,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         interrupted = _run_trials(study, search_, err, TrialLimits(trials, max_total, timeout, heartbeat_s))
         if not interrupted and not no_presets:
             _measure_references(study, search_, spaces, err)
-        _finish(study, name, storage, out_dir, before, console)
+        _finish(study, name, storage, out_dir, before, console, every_trial=bool(max_total))
         if interrupted:
             err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
                       "the same command resumes")
@@ -306,7 +306,7 @@ def _run_trials(study, search_, err, limits: TrialLimits) -> bool:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
             task = progress.add_task("searching", total=limits.trials)
-            counter = st.StopAfterTimed(limits.trials)
+            counter = st.StopAfterTimed(limits.trials, every_trial=bool(limits.max_total))
             callbacks = [counter, _Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"), counter)]
             if limits.max_total:
                 deadline = None if limits.timeout_s is None else started + limits.timeout_s
@@ -341,17 +341,20 @@ def _measure_references(study, search_, spaces, err) -> None:
         st.detector_references(search_, study, log=lambda s: status.update(s))
 
 
-def _finish(study, name: str, storage: str, out_dir, before: int, console) -> None:
-    """The report, and what this process added to the study."""
+def _finish(study, name: str, storage: str, out_dir, before: int, console, every_trial: bool) -> None:
+    """The report, and what this process added to the study (``every_trial``: --max-total's count)."""
     from nasbench.nas import study as st
     from nasbench.report.command import render_study
 
     render_study(study, out_dir, mask_url(storage), console)
     # Other workers add trials to the same study meanwhile: count only this process's own.
-    done = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
-               and t.number >= before)
-    others = len(study.trials) - before - done
-    console.print(f"{done} trial(s) this run" + (f" (+{others} by other workers)" if others > 0 else "")
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
+            and t.number >= before]
+    counted = sum(1 for t in mine if every_trial or st.timed_now(t))
+    others = len(study.trials) - before - len(mine)
+    skipped = f", {len(mine) - counted} skipped unbuilt or repeated (recorded, not counted)" \
+        if len(mine) > counted else ""
+    console.print(f"{counted} trial(s) this run{skipped}" + (f" (+{others} by other workers)" if others > 0 else "")
                   + f", {st.feasible_count(study)} feasible in the study; "
                   f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",
                   highlight=False)

@@ -653,13 +653,14 @@ def asked_limit(trials: int) -> int:
 
 
 class StopAfterTimed:
-    """Optuna callback: stop the run once ``trials`` of its trials were timed (``timed_now``)."""
+    """Optuna callback: stop the run once ``trials`` of its trials were timed (``timed_now``);
+    with ``every_trial`` (the rule of --max-total) each finished trial counts."""
 
-    def __init__(self, trials: int) -> None:
-        self.trials, self.timed, self.skipped = trials, 0, 0
+    def __init__(self, trials: int, every_trial: bool = False) -> None:
+        self.trials, self.every_trial, self.timed, self.skipped = trials, every_trial, 0, 0
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if timed_now(trial):
+        if self.every_trial or timed_now(trial):
             self.timed += 1
         else:
             self.skipped += 1
@@ -668,8 +669,9 @@ class StopAfterTimed:
 
 
 def feasible_count(study: optuna.Study) -> int:
+    """Distinct feasible candidates (a repeat of a feasible config is not another one)."""
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-               if t.user_attrs.get("feasible"))
+               if t.user_attrs.get("feasible") and "duplicate_of" not in t.user_attrs)
 
 
 def preset_trials(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:

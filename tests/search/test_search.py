@@ -79,10 +79,11 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
     # --trials counts candidates timed: in this tiny space the second run also meets repeats
     # of earlier configs, which are reused, recorded, and not counted.
     resumed = load(tmp_path, "tiny").trials
-    assert sum(st.timed_now(t) for t in resumed) == 6
+    assert sum(st.timed_now(t) for t in resumed) == 6 and "3 trial(s) this run" in res.output
+    assert (len(resumed) > 6) == ("skipped unbuilt or repeated (recorded, not counted)" in res.output)
     assert all("duplicate_of" in t.user_attrs for t in resumed if not st.timed_now(t))
     frame = pd.read_csv(tmp_path / "rep" / "trials.csv")
-    assert len(frame) == 6 and {"latency_ms", "macs", "flops", "params"} <= set(frame.columns)
+    assert len(frame) == len(resumed) and {"latency_ms", "macs", "flops", "params"} <= set(frame.columns)
 
 
 def test_infeasible_candidates_are_never_trained(tmp_path, monkeypatch) -> None:
