@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import platform
 import statistics
 import sys
@@ -151,7 +150,7 @@ def in_sample_ceiling(stored: dict[str, dict[str, Any]]) -> tuple[float, tuple[s
     best: tuple[float, tuple[str, ...]] = (-1.0, ())
     for size in range(1, IN_SAMPLE_MAX_SIGNALS + 1):
         for subset in itertools.combinations(varying, size):
-            line = fit_linear(rows, [math.log(100.0 - t) for t in truth], subset, ridge=1e-6)
+            line = fit_linear(rows, [est.error_target(t) for t in truth], subset, ridge=1e-6)
             tau = kendall_tau([-line.predict(r) for r in rows], truth)  # lower error -> higher top-1
             best = max(best, (tau, subset))
     return best

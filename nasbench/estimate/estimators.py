@@ -38,7 +38,7 @@ from nasbench.estimate.validity import Validity, leave_one_family_out, mean_abs_
 TOP1_LABEL = "estimated ImageNet top-1 %"
 
 
-def _error_target(top1: float) -> float:
+def error_target(top1: float) -> float:
     return math.log(100.0 - top1)
 
 
@@ -119,7 +119,7 @@ class RankAverage:
 @lru_cache(maxsize=64)
 def _fit(features: tuple[str, ...], ridge: float, exclude_family: str | None) -> LinearFit:
     rows = [r for r in reference_rows() if r.family != exclude_family]
-    return fit_linear([r.signals for r in rows], [_error_target(r.top1) for r in rows], features, ridge)
+    return fit_linear([r.signals for r in rows], [error_target(r.top1) for r in rows], features, ridge)
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class FittedEstimator:
     def reference_values(self, rows: Sequence[ReferenceRow]) -> list[float]:
         """Leave-one-family-out predictions of ``rows``."""
         def fit(train_rows, train_truth):
-            line = fit_linear(train_rows, [_error_target(t) for t in train_truth], self.signals, self.ridge)
+            line = fit_linear(train_rows, [error_target(t) for t in train_truth], self.signals, self.ridge)
             return lambda values: _from_error_target(line.predict(values))
         return leave_one_family_out(fit, [r.signals for r in rows], [r.top1 for r in rows], [r.family for r in rows])
 
@@ -241,7 +241,7 @@ def nested_lofo(rows: Sequence[ReferenceRow] | None = None) -> tuple[Validity, d
         inner = [r for r in rows if r.family != fam]
         chosen = next(c for c in FIT_CANDIDATES if c.name == select_default(inner))
         picks[fam] = chosen.name
-        line = fit_linear([r.signals for r in inner], [_error_target(r.top1) for r in inner], chosen.signals,
+        line = fit_linear([r.signals for r in inner], [error_target(r.top1) for r in inner], chosen.signals,
                           chosen.ridge)
         for r in rows:
             if r.family == fam:
