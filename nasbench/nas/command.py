@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from optuna.trial import TrialState
 
 from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
@@ -213,14 +214,17 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         # loads the proxy data: bad --data fails before any study exists
         study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s)
     with storage_loss_as_error(storage, heartbeat_s):
-        before = len(study.trials)
+        earlier = study.get_trials(deepcopy=False)
+        before = len(earlier)
+        # a waiting trial another worker enqueued may be run by this one: "before" is what was already run
+        run_before = frozenset(t.number for t in earlier if t.state != TrialState.WAITING)
         if opts.start == "presets":
             enqueue_presets(study, spaces, start_limit(max_total or trials, len(spaces)))
         _print_start(console, study, name, storage, before, sampler_seed, opts.train)
         interrupted = _run_trials(study, search_, err, TrialLimits(trials, max_total, timeout, heartbeat_s))
         if not interrupted and not no_presets:
             _measure_references(study, search_, spaces, err)
-        _finish(study, name, storage, out_dir, before, console, every_trial=bool(max_total))
+        _finish(study, name, storage, out_dir, run_before, console, every_trial=bool(max_total))
         if interrupted:
             err.print("interrupted: the running trial was recorded as failed (reason: interrupted); "
                       "the same command resumes")
@@ -341,19 +345,27 @@ def _measure_references(study, search_, spaces, err) -> None:
         st.detector_references(search_, study, log=lambda s: status.update(s))
 
 
-def _finish(study, name: str, storage: str, out_dir, before: int, console, every_trial: bool) -> None:
+def run_counts(trials, run_before: frozenset[int], worker: str, every_trial: bool) -> tuple[int, int, int]:
+    """(counted, skipped, by others) among the trials run since this process started.
+    Other workers add trials to the same study meanwhile, so only ``worker``'s own are
+    this run's; a trial numbered before the start counts too when it was still waiting
+    then (a preset another worker enqueued and this one ran)."""
+    from nasbench.nas import study as st
+
+    new = [t for t in trials if t.number not in run_before and t.state != TrialState.WAITING]
+    mine = [t for t in new if t.user_attrs.get("worker") == worker]
+    counted = sum(1 for t in mine if every_trial or st.timed_now(t))
+    return counted, len(mine) - counted, len(new) - len(mine)
+
+
+def _finish(study, name: str, storage: str, out_dir, run_before: frozenset[int], console, every_trial: bool) -> None:
     """The report, and what this process added to the study (``every_trial``: --max-total's count)."""
     from nasbench.nas import study as st
     from nasbench.report.command import render_study
 
     render_study(study, out_dir, mask_url(storage), console)
-    # Other workers add trials to the same study meanwhile: count only this process's own.
-    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker_id()
-            and t.number >= before]
-    counted = sum(1 for t in mine if every_trial or st.timed_now(t))
-    others = len(study.trials) - before - len(mine)
-    skipped = f", {len(mine) - counted} skipped unbuilt or repeated (recorded, not counted)" \
-        if len(mine) > counted else ""
+    counted, skipped_n, others = run_counts(study.get_trials(deepcopy=False), run_before, worker_id(), every_trial)
+    skipped = f", {skipped_n} skipped unbuilt or repeated (recorded, not counted)" if skipped_n else ""
     console.print(f"{counted} trial(s) this run{skipped}" + (f" (+{others} by other workers)" if others > 0 else "")
                   + f", {st.feasible_count(study)} feasible in the study; "
                   f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",

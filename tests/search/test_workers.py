@@ -258,3 +258,30 @@ def test_the_one_private_optuna_name_is_still_where_nasbench_imports_it(tmp_path
     assert storage._get_stale_trial_ids(study_id) == []  # alive: stamped just now
     storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time() - grace_s(7) - 1)
     assert storage._get_stale_trial_ids(study_id) == [trial_id]  # silent past the grace: stale
+
+
+def test_a_worker_counts_the_waiting_preset_it_ran_though_numbered_before_its_start() -> None:
+    """The CI race: worker A enqueued the presets, worker B started (so its "before" was past
+    them) and then ran one of them; B's summary used to miss that trial."""
+    from nasbench.nas.command import run_counts
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    timed = {"row": {"latency_ms": 1.0}}
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"worker": "b", **timed}))  # an earlier run
+    study.enqueue_trial({})  # a preset A enqueued, still waiting when B starts
+    earlier = study.get_trials(deepcopy=False)
+    run_before = frozenset(t.number for t in earlier if t.state != TrialState.WAITING)
+
+    ran = study.ask()  # B runs the waiting preset
+    assert ran.number == 1
+    for k, v in {"worker": "b", **timed}.items():
+        ran.set_user_attr(k, v)
+    study.tell(ran, 2.0)
+    study.add_trial(optuna.trial.create_trial(value=3.0, user_attrs={"worker": "a", **timed}))  # A's own
+    study.add_trial(optuna.trial.create_trial(value=4.0, user_attrs={"worker": "b"}))  # B's, skipped unbuilt
+    study.enqueue_trial({})  # still waiting at the end: nobody's yet
+
+    trials = study.get_trials(deepcopy=False)
+    assert run_counts(trials, run_before, "b", every_trial=False) == (1, 1, 1)
+    assert run_counts(trials, run_before, "b", every_trial=True) == (2, 0, 1)
+    assert run_counts(trials, run_before, "a", every_trial=False) == (1, 0, 2)
