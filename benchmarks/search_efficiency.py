@@ -46,7 +46,7 @@ class Strategy:
     start: str
     predict_latency: bool
     two_objective: bool  # (MACs up, latency down), as the search now does; False: MACs alone, as before
-    tpe_startup: int = st.TPE_STARTUP_TRIALS  # trials TPE samples at random, enqueued starts included
+    startup_trials: int = st.STARTUP_TRIALS  # trials TPE/GP sample at random, enqueued starts included
 
 
 STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
@@ -61,7 +61,8 @@ SAMPLER_STUDY = (Strategy("random", "random", "random", "sampler", False, False)
                  Strategy("nsga2", "nsga2 two-objective + presets + latency model", "nsga2", "presets", True, True),
                  Strategy("tpe", "tpe two-objective + presets + latency model", "tpe", "presets", True, True),
                  Strategy("tpe-s10", "tpe two-objective + presets + latency model, 10 start-up trials", "tpe",
-                          "presets", True, True, tpe_startup=10))
+                          "presets", True, True, startup_trials=10),
+                 Strategy("gp", "gp two-objective + presets + latency model", "gp", "presets", True, True))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: f
     search = st.Search(spaces, opts)
     study = optuna.create_study(study_name=f"{space_arg}-{budget_ms}-{strategy.name}-{seed}", storage=storage,
                                 directions=st.study_directions("macs") if strategy.two_objective else ["maximize"],
-                                sampler=st.make_sampler(strategy.sampler, seed, strategy.tpe_startup))
+                                sampler=st.make_sampler(strategy.sampler, seed, strategy.startup_trials))
     started = time.perf_counter()
     if strategy.start == "presets":
         enqueue_presets(study, spaces, start_limit(trials, len(spaces)))
@@ -171,7 +172,7 @@ def main() -> None:
         "MACs; the best feasible preset is the named preset with the most MACs within the budget, its own config "
         "measured the same way. Model error: median |predicted - measured| / measured over trials the latency model "
         "predicted before they were timed. 'before' is the previous search with today's sampler settings "
-        f"(TPE, {st.TPE_STARTUP_TRIALS} start-up trials): one objective, no presets first, no latency model.\n",
+        f"(TPE, {st.STARTUP_TRIALS} start-up trials): one objective, no presets first, no latency model.\n",
         "| space | budget | strategy | hypervolume | vs random | feasible trials | best GMACs (mean) "
         "| best GMACs (worst seed) | best feasible preset GMACs | predicted over (never built) | model error "
         "| wall s / run |",

@@ -139,20 +139,20 @@ def record_constraint(trial: optuna.Trial, values: dict[str, float]) -> None:
     trial.set_user_attr("constraint", list(values.values()))
 
 
-# TPE samples at random until this many trials finished, the enqueued presets and their aimed
-# versions included. 5 rather than 10: with the start trials already spread over the space, more
+# TPE (and GP) sample at random until this many trials finished, the enqueued presets and their
+# aimed versions included. 5 rather than 10: with the start trials already spread over the space, more
 # random ones are mostly over the budget (benchmarks/results/search_efficiency_startup_cpu.md).
-TPE_STARTUP_TRIALS = 5
+STARTUP_TRIALS = 5
 
 
-def make_sampler(name: str, seed: int, tpe_startup: int = TPE_STARTUP_TRIALS) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, startup_trials: int = STARTUP_TRIALS) -> optuna.samplers.BaseSampler:
     """Samplers read the constraints set on each trial (``Trial.set_constraint``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
             # constant_liar: parallel workers treat running trials as bad, so they do not all
             # propose the point TPE currently likes best (no effect with one worker)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=tpe_startup,
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup_trials,
                                               constant_liar=True)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
@@ -163,7 +163,7 @@ def make_sampler(name: str, seed: int, tpe_startup: int = TPE_STARTUP_TRIALS) ->
                 import scipy  # noqa: F401  (GPSampler needs it)
             except ImportError:
                 raise UserError("--sampler gp needs scipy (pip install scipy); or use tpe, nsga2, random") from None
-            return optuna.samplers.GPSampler(seed=seed)
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials)
     raise UserError(f"unknown sampler '{name}' (use {', '.join(SAMPLERS)})")
 
 
