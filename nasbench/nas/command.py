@@ -215,9 +215,7 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s)
     with storage_loss_as_error(storage, heartbeat_s):
         earlier = study.get_trials(deepcopy=False)
-        before = len(earlier)
-        # a waiting trial another worker enqueued may be run by this one: "before" is what was already run
-        run_before = frozenset(t.number for t in earlier if t.state != TrialState.WAITING)
+        before, run_before = len(earlier), already_run(earlier)
         if opts.start == "presets":
             enqueue_presets(study, spaces, start_limit(max_total or trials, len(spaces)))
         _print_start(console, study, name, storage, before, sampler_seed, opts.train)
@@ -343,6 +341,12 @@ def _measure_references(study, search_, spaces, err) -> None:
                 err.print(f"preset {row['name']} not measured: {row['reason']}", highlight=False, soft_wrap=True)
     with err.status("detector-level references") as status:
         st.detector_references(search_, study, log=lambda s: status.update(s))
+
+
+def already_run(trials) -> frozenset[int]:
+    """Numbers of the trials not waiting: a waiting one (a preset another worker enqueued) may
+    still be run by this process, and then it is this run's."""
+    return frozenset(t.number for t in trials if t.state != TrialState.WAITING)
 
 
 def run_counts(trials, run_before: frozenset[int], worker: str, every_trial: bool) -> tuple[int, int, int]:

@@ -263,14 +263,13 @@ def test_the_one_private_optuna_name_is_still_where_nasbench_imports_it(tmp_path
 def test_a_worker_counts_the_waiting_preset_it_ran_though_numbered_before_its_start() -> None:
     """The CI race: worker A enqueued the presets, worker B started (so its "before" was past
     them) and then ran one of them; B's summary used to miss that trial."""
-    from nasbench.nas.command import run_counts
+    from nasbench.nas.command import already_run, run_counts
 
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     timed = {"row": {"latency_ms": 1.0}}
     study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"worker": "b", **timed}))  # an earlier run
     study.enqueue_trial({})  # a preset A enqueued, still waiting when B starts
-    earlier = study.get_trials(deepcopy=False)
-    run_before = frozenset(t.number for t in earlier if t.state != TrialState.WAITING)
+    run_before = already_run(study.get_trials(deepcopy=False))
 
     ran = study.ask()  # B runs the waiting preset
     assert ran.number == 1
