@@ -285,7 +285,9 @@ def test_a_torn_journal_tail_is_repaired_before_the_search_resumes(tmp_path) -> 
     assert len(backups) == 1 and backups[0].read_bytes() == whole + torn
     study = optuna.load_study(study_name="j", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))
-    assert len(study.trials) == 3 and journal.read_bytes().startswith(whole)
+    # 3 timed trials; the sampler may also propose repeats in this tiny space (recorded, not counted)
+    assert sum(st.timed_now(t) for t in study.trials) == 3 and journal.read_bytes().startswith(whole)
+    assert all("duplicate_of" in t.user_attrs for t in study.trials if not st.timed_now(t))
 
 
 def test_builder_error_fails_the_trial_and_the_search_goes_on(tmp_path, monkeypatch) -> None:
