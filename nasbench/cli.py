@@ -113,22 +113,28 @@ def estimators_cmd() -> None:
     """List the accuracy estimators with their figures against the published presets.
 
     Fitted estimators are scored leave-one-family-out (each family predicted by a fit on
-    the others); the rest as rankings. Full table, timings and held-out models:
+    the others); the rest as rankings. The held-out columns: each fitted on every preset, on 30
+    classic ImageNet models outside the zoo. Full table and timings:
     benchmarks/results/accuracy_validity_cpu.md.
     """
     from rich.table import Table
 
-    from nasbench.estimate import DEFAULT_ESTIMATOR, ESTIMATORS, estimator_validity
+    from nasbench.estimate import DEFAULT_ESTIMATOR, ESTIMATORS, estimator_validity, heldout_validity
+
+    def cell(value: float | None, fmt: str) -> str:
+        return "—" if value is None else fmt.format(value)
 
     table = Table(title="nasbench accuracy estimators", header_style="bold")
     for header in ("estimator", "kind", "what", "Kendall tau", "min tau in a family", "matched-cost pairs",
-                   "MAE points (LOFO)"):
+                   "MAE points (LOFO)", "held-out tau (classic)", "held-out MAE"):
         table.add_column(header, justify="left" if header in ("estimator", "kind", "what") else "right")
     for name, estimator in ESTIMATORS.items():
         v = estimator_validity(estimator)
+        held = heldout_validity(name) or {}
         table.add_row(name + (" (default)" if name == DEFAULT_ESTIMATOR else ""), estimator.kind,
                       estimator.description, f"{v.tau:.3f}", f"{v.min_family_tau:.2f}",
-                      f"{v.pairs_right}/{v.pairs_total}", "—" if v.mae is None else f"{v.mae:.2f}")
+                      f"{v.pairs_right}/{v.pairs_total}", cell(v.mae, "{:.2f}"), cell(held.get("tau"), "{:.3f}"),
+                      cell(held.get("mae"), "{:.2f}"))
     console.print(table)
 
 

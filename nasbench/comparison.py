@@ -116,7 +116,7 @@ def published_columns(cand: Candidate) -> dict:
 
 def estimate_columns(cand: Candidate, estimator: str, log: Log) -> dict:
     """est_* columns of one candidate: a freshly built (training-form) copy of it is estimated."""
-    from nasbench.estimate import estimate_spec, get_estimator
+    from nasbench.estimate import estimate_spec, get_estimator, typical_error_points
 
     chosen = get_estimator(estimator)
     log(f"estimating {cand.label} ({chosen.name})")
@@ -129,7 +129,9 @@ def estimate_columns(cand: Candidate, estimator: str, log: Log) -> dict:
     except Exception as exc:  # a user model the scores cannot run (no logits, odd outputs)
         line = first_line(exc)
         raise UserError(f"cannot estimate '{cand.label}' with {chosen.name}: {line}") from None
+    zoo_family = cand.spec.family if cand.spec.config is not None else None
     return {"estimator": result.estimator, "est_top1": result.top1,
+            "est_error_points": typical_error_points(chosen, zoo_family),
             "est_score": None if result.calibrated else result.value, "est_seconds": result.seconds}
 
 

@@ -46,6 +46,43 @@ def estimate_spec(spec, imgsz: int, estimator: str | Estimator = "default") -> E
 
 
 VALIDITY_RESULTS = "benchmarks/results/accuracy_validity_cpu.md"
+# Written by benchmarks/accuracy_validity.py: each registered estimator, fitted on every preset,
+# scored on classic ImageNet models that are in no table of nasbench (tau; MAE when calibrated).
+HELDOUT_VALIDITY = "heldout_validity.json"
+
+
+def packaged_table(filename: str) -> dict | None:
+    """A figures table the benchmark wrote into this package (None when it is not there)."""
+    import json
+    from importlib import resources
+
+    stored = resources.files("nasbench.estimate").joinpath(filename)
+    return json.loads(stored.read_text()) if stored.is_file() else None
+
+
+def heldout_validity(name: str) -> dict | None:
+    """The held-out figures of registered estimator ``name`` ({"models", "tau", "mae"}), or None."""
+    recorded = packaged_table(HELDOUT_VALIDITY)
+    if recorded is None:
+        return None
+    found = recorded["estimators"].get(name)
+    return None if found is None else {"models": recorded["models"], **found}
+
+
+def typical_error_points(estimator: str | Estimator, family: str | None) -> float | None:
+    """How far est_top1 typically is from the truth, in top-1 points, for a model of ``family``
+    (None: not a zoo family): the mean absolute error measured on models the fit never saw,
+    leave-one-family-out for the zoo's families and on the held-out classic models otherwise."""
+    chosen = get_estimator(estimator) if isinstance(estimator, str) else estimator
+    if not chosen.calibrated:
+        return None
+    if family is not None:
+        try:
+            return estimator_validity(chosen).mae
+        except (AttributeError, KeyError):  # a plugged-in estimator without reference values
+            return None
+    heldout = heldout_validity(chosen.name)
+    return None if heldout is None else heldout["mae"]
 
 
 def validity_line(estimator: str | Estimator = "default") -> str:
@@ -57,18 +94,18 @@ def validity_line(estimator: str | Estimator = "default") -> str:
         return f"{chosen.name}: not validated against the published presets"
     how = "leave-one-family-out" if chosen.calibrated else "as a ranking"
     mae = f", mean abs. error {v.mae:.2f} points" if v.mae is not None else ""
+    heldout = heldout_validity(chosen.name)
+    outside = "" if heldout is None else (
+        f"; on {heldout['models']} classic ImageNet models outside the zoo: Kendall tau {heldout['tau']:.2f}"
+        + (f", mean abs. error {heldout['mae']:.2f} points" if heldout.get("mae") is not None else ""))
     return (f"{chosen.name} ({chosen.label}), {how} over {v.n} published presets: Kendall tau {v.tau:.2f}, "
-            f"matched-cost pairs {v.pairs_right}/{v.pairs_total}{mae} ({VALIDITY_RESULTS})")
+            f"matched-cost pairs {v.pairs_right}/{v.pairs_total}{mae}{outside} ({VALIDITY_RESULTS})")
 
 
 def proxy_validity_line(proxy: dict) -> str:
     """How short training like ``proxy`` (a study's proxy description) was validated: the
     recorded setting closest to it, against published top-1 (benchmarks/accuracy_validity.py)."""
-    import json
-    from importlib import resources
-
-    stored = resources.files("nasbench.estimate").joinpath("proxy_validity.json")
-    recorded = json.loads(stored.read_text()) if stored.is_file() else {"settings": {}, "source": ""}
+    recorded = packaged_table("proxy_validity.json") or {"settings": {}, "source": ""}
     synthetic = bool(proxy.get("synthetic"))
     settings = [(name, s) for name, s in recorded["settings"].items() if (s["data"] == "synthetic") == synthetic]
     fidelity = ("its agreement with longer training on the same data is measured by benchmarks/rank_fidelity.py "
@@ -92,5 +129,5 @@ def published_for(name: str):
 
 
 __all__ = ["DEFAULT_ESTIMATOR", "ESTIMATORS", "Estimate", "Estimator", "estimate_model", "estimate_spec",
-           "estimator_validity", "for_family", "get_estimator", "proxy_validity_line", "published_for",
-           "validity_line"]
+           "estimator_validity", "for_family", "get_estimator", "heldout_validity", "proxy_validity_line",
+           "published_for", "typical_error_points", "validity_line"]

@@ -59,7 +59,8 @@ RESULT_COLUMNS: list[Column] = [
     _T["name"], _T["family"], _T["imgsz"], _T["latency_ms"], _T["latency_p10_ms"], _T["latency_p90_ms"],
     ("latency_runs", "runs", 1, "{:d}"), _T["params"], _T["params_train_form"], _T["macs"], _T["flops"],
     _T["macs_fvcore"], _T["macs_thop"], ("peak_mem_mb", "peak mem MiB", 1, "{:.1f}"), _T["published_top1"],
-    _T["est_top1"], _T["est_score"], ("estimator", "estimator", 1, "{}"), ("source", "source", 1, "{}"),
+    _T["est_top1"], _T["est_error_points"], _T["est_score"], ("estimator", "estimator", 1, "{}"),
+    ("source", "source", 1, "{}"),
 ]
 DETECTOR_COLUMNS: list[Column] = [*DETECTOR_TERMINAL_COLUMNS, ("det_latency_runs", "det runs", 1, "{:d}"),
                                   ("det_peak_mem_mb", "det peak mem MiB", 1, "{:.1f}")]

@@ -60,6 +60,8 @@ COLUMNS: dict[str, str] = {
     "published_imgsz": "eval resolution of published_top1, pixels",
     "estimator": "accuracy estimator behind est_top1 / est_score (compare --estimate)",
     "est_top1": "estimated ImageNet-1k top-1, % (calibrated estimators; out of sample for zoo families)",
+    "est_error_points": "typical error of est_top1, points: the estimator's mean abs. error on models its fit never "
+                        "saw (leave-one-family-out for zoo families; held-out classic ImageNet models for others)",
     "est_score": "estimator score, higher = better (estimators that only rank)",
     "est_seconds": "seconds the estimate took",
     # Detector columns (`compare --detector`, `baseline`): the backbone inside RT-DETR
@@ -108,6 +110,7 @@ TERMINAL_COLUMNS: list[tuple[str, str, float, str]] = [
     ("latency_vs_bound", "× bound", 1, "{:.1f}"),
     ("published_top1", "published top-1 %", 1, "{:.1f}"),
     ("est_top1", "est. top-1 %", 1, "{:.1f}"),
+    ("est_error_points", "± est. error", 1, "{:.1f}"),
     ("est_score", "est. score", 1, "{:.4g}"),
 ]  # + the det_* columns below, appended (tables show only the columns a frame has)
 

@@ -15,6 +15,7 @@ from markupsafe import escape  # the escaper the page templates use
 
 from nasbench import zoo
 from nasbench.cli import main
+from nasbench.estimate import estimator_validity, get_estimator, heldout_validity
 from nasbench.families.base import fuse_for_deploy
 from nasbench.metrics.cost import count_params
 from nasbench.report.page import DEPLOY_NOTE, MACS_NOTE
@@ -204,6 +205,11 @@ def test_compare_estimate_for_a_preset_and_a_user_factory(tmp_path) -> None:
     assert frame.loc[0, "published_top1"] == 63.2 and pd.isna(frame.loc[1, "published_top1"])
     assert frame["est_top1"].between(0.1, 100).all()
     assert abs(frame.loc[0, "est_top1"] - 63.2) < 6  # the family held out of the fit, still close
+    # the error that applies: leave-one-family-out for the zoo family, held-out classic models for the factory
+    default = get_estimator("default")
+    assert frame.loc[0, "est_error_points"] == pytest.approx(estimator_validity(default).mae, abs=1e-9)
+    assert frame.loc[1, "est_error_points"] == pytest.approx(heldout_validity(default.name)["mae"], abs=1e-9)
+    assert "± est. error" in res.output and "classic ImageNet models outside the zoo" in res.output
     assert "est. top-1 %" in res.output and "leave-one-family-out over 31 published presets" in res.output
     assert "est_top1" in (out / "index.html").read_text()
 
@@ -231,3 +237,13 @@ def test_models_family_shows_the_family_modules_description_and_notes() -> None:
     assert fam.notes and " ".join(fam.notes.split())[:80] in flat
     everything = " ".join(run(["models", "--no-cost"]).output.split())
     assert " ".join(fam.notes.split())[:80] not in everything  # notes only for the family asked about
+
+
+def test_estimators_lists_the_held_out_figures_beside_the_leave_one_family_out_ones() -> None:
+    res = run(["estimators"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    line = next(row for row in res.output.splitlines() if "fit_cost_grad_norm (default)" in row)
+    default = get_estimator("default")
+    v, held = estimator_validity(default), heldout_validity(default.name)
+    cells = [f"{v.tau:.3f}", f"{v.mae:.2f}", f"{held['tau']:.3f}", f"{held['mae']:.2f}"]
+    assert cells == ["0.947", "1.15", "0.540", "5.27"] and all(c in line for c in cells)

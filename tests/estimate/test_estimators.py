@@ -116,3 +116,41 @@ def test_validity_of_cost_baselines_matches_the_issue() -> None:
     macs = estimator_validity(ESTIMATORS["macs"])
     assert (macs.n, macs.pairs_total, macs.pairs_right) == (31, 35, 18)
     assert macs.tau == pytest.approx(0.71, abs=0.005)
+
+
+def test_the_packaged_heldout_figures_follow_from_the_stored_classic_signals() -> None:
+    """What `compare --estimate` shows for a model outside the zoo is recomputed here from the
+    held-out models' stored signals and published top-1, for every registered estimator."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.heldout.classic import PUBLISHED_TOP1
+    from nasbench.estimate import heldout_validity
+    from nasbench.estimate.validity import kendall_tau, mean_abs_error
+
+    stored = json.loads((Path(__file__).parents[2] / "benchmarks/results/accuracy_heldout_signals.json").read_text())
+    names = sorted(PUBLISHED_TOP1)
+    assert sorted(stored) == names and len(names) == 30
+    truth = [PUBLISHED_TOP1[n].top1 for n in names]
+    for name, estimator in ESTIMATORS.items():
+        values = [estimator.value_of(stored[n]["signals"]) for n in names]
+        packaged = heldout_validity(name)
+        assert packaged["models"] == 30
+        assert packaged["tau"] == pytest.approx(kendall_tau(values, truth), abs=1e-9)
+        if estimator.calibrated:
+            assert packaged["mae"] == pytest.approx(mean_abs_error(values, truth), abs=1e-9)
+        else:
+            assert packaged["mae"] is None
+
+
+def test_the_typical_error_is_the_out_of_sample_error_that_applies_to_the_model() -> None:
+    from nasbench.estimate import heldout_validity, typical_error_points, validity_line
+
+    default = get_estimator("default")
+    in_zoo = typical_error_points(default, "mobilevit")
+    outside = typical_error_points(default, None)
+    assert in_zoo == estimator_validity(default).mae and in_zoo < 1.5
+    assert outside == heldout_validity(default.name)["mae"] and outside > 3 * in_zoo  # far outside the fit's data
+    assert typical_error_points("zico", None) is None  # a ranking has no error in points
+    assert f"on 30 classic ImageNet models outside the zoo: Kendall tau {heldout_validity(default.name)['tau']:.2f}" \
+        in validity_line(default)
