@@ -34,6 +34,7 @@ import yaml
 
 from nasbench.families.base import config_to_dict
 from nasbench.metrics.latency import device_name
+from nasbench.nas import samplers
 from nasbench.nas import study as st
 from nasbench.nas.space import parse_space, sample
 from nasbench.nas.workers import CappedObjective, worker_id
@@ -128,7 +129,7 @@ def overhead(space_path: Path, storage: str, big: int, trials: int) -> tuple[lis
     space = parse_space(yaml.safe_load(space_path.read_text()), str(space_path), "mobilevit")
     search = TimedSearch([space], st.SearchOptions(budget_ms=10_000, device="cpu", objective="macs", threads=1))
     study = optuna.create_study(study_name=f"ovh-{uuid.uuid4().hex[:8]}", storage=make_storage(storage),
-                                sampler=st.make_sampler("tpe", 0), direction="maximize")
+                                sampler=samplers.make_sampler("tpe", 0), direction="maximize")
     study.optimize(search, n_trials=10)  # trials 0-9: real
     small = overhead_at(study, search, trials)
     template = {k: study.trials[0].user_attrs[k] for k in ("row", "name", "feasible", "worker", "constraint")}

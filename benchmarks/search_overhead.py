@@ -20,6 +20,7 @@ import optuna
 import torch
 
 from nasbench.metrics.latency import device_name
+from nasbench.nas import samplers
 from nasbench.nas import study as st
 from nasbench.nas.budget import parse_budget_ms
 from nasbench.nas.space import resolve_space_arg
@@ -41,7 +42,7 @@ def run(space_arg: str, sampler: str, seed: int, trials: int, budget_ms: float, 
     opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs", sampler=sampler, seed=seed)
     search = st.Search(spaces, opts)
     study = optuna.create_study(study_name=f"{sampler}-{seed}", storage=storage, direction="maximize",
-                                sampler=st.make_sampler(sampler, seed))
+                                sampler=samplers.make_sampler(sampler, seed))
     study.optimize(search, n_trials=trials)
     done = [t for t in study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
     secs = [t.duration.total_seconds() for t in done]

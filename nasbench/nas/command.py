@@ -16,9 +16,10 @@ from optuna.trial import TrialState
 from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
 from nasbench.nas.budget import BUDGET_FORMS, parse_budget_ms, parse_count
+from nasbench.nas.samplers import SAMPLERS, auto_choice, make_sampler
 from nasbench.nas.space import available_spaces
 from nasbench.nas.start import enqueue_presets, start_limit
-from nasbench.nas.study import OBJECTIVES, PRUNERS, SAMPLERS, STARTS, UNSTABLE, SearchOptions
+from nasbench.nas.study import OBJECTIVES, PRUNERS, STARTS, UNSTABLE, SearchOptions
 from nasbench.nas.workers import CappedObjective, joining_seed, optimize_until_total, quiet_optuna, worker_id
 from nasbench.options import BACKEND_HELP, BACKENDS, FiniteFloat
 from nasbench.report.files import DEFAULT_REPORTS, atomic_write_text, ensure_writable_dir, shown_path
@@ -143,7 +144,10 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
 @click.option("--estimator", default="default", show_default=True,
               help="Accuracy estimator for --objective estimate (`nasbench estimators` lists them).")
 @click.option("--no-train", is_flag=True, help="Same as --objective macs (cost-only search).")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="auto", show_default=True,
+              help="'auto': GP (Optuna's GPSampler; TPE after 200 trials) for a one-family space searched by one "
+                   "worker, TPE for --space all or several workers (--max-total, or a storage other than sqlite), "
+                   "as measured in benchmarks/results/search_efficiency_*.")
 @click.option("--start", type=click.Choice(STARTS), default="presets", show_default=True,
               help="'presets': a new study's first trials are the space's named presets (projected onto its knobs), "
                    "each followed by a width-scaled version aimed at the budget; 'sampler': the sampler from trial 0.")
@@ -212,13 +216,15 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
         # loads the proxy data: bad --data fails before any study exists
-        study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s)
+        sampler = SamplerPlan(opts.sampler, len(spaces), one_worker=max_total is None and storage.startswith("sqlite"))
+        study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s,
+                                          sampler)
     with storage_loss_as_error(storage, heartbeat_s):
         earlier = study.get_trials(deepcopy=False)
         before, run_before = len(earlier), already_run(earlier)
         if opts.start == "presets":
             enqueue_presets(study, spaces, start_limit(max_total or trials, len(spaces)))
-        _print_start(console, study, name, storage, before, sampler_seed, opts.train)
+        _print_start(console, study, name, storage, before, f"{sampler.shown()}, seed {sampler_seed}", opts.train)
         interrupted = _run_trials(study, search_, err, TrialLimits(trials, max_total, timeout, heartbeat_s))
         if not interrupted and not no_presets:
             _measure_references(study, search_, spaces, err)
@@ -254,11 +260,29 @@ def _search_options(p: dict[str, Any]) -> SearchOptions:
     )
 
 
-def _open_study(name: str, storage: str, attrs: dict, opts, heartbeat_s: float):
+@dataclass(frozen=True)
+class SamplerPlan:
+    """The --sampler choice with what ``auto`` depends on."""
+
+    name: str
+    n_spaces: int
+    one_worker: bool
+
+    def make(self, seed: int):
+        return make_sampler(self.name, seed, n_spaces=self.n_spaces, one_worker=self.one_worker)
+
+    def shown(self) -> str:
+        if self.name != "auto":
+            return f"sampler {self.name}"
+        picked = "gp, tpe after 200 trials" if auto_choice(self.n_spaces, self.one_worker) == "gp" else "tpe"
+        return f"sampler auto ({picked})"
+
+
+def _open_study(name: str, storage: str, attrs: dict, opts, heartbeat_s: float, sampler: SamplerPlan):
     """Create the study with its settings, or load it and refuse a resume with other settings."""
     from nasbench.nas import study as st
 
-    study, sampler_seed = open_or_create_study(name, storage, lambda s: st.make_sampler(opts.sampler, s), opts.seed,
+    study, sampler_seed = open_or_create_study(name, storage, sampler.make, opts.seed,
                                                st.make_pruner(opts.proxy_steps, opts.pruner),
                                                directions=tuple(st.study_directions(opts.objective)),
                                                heartbeat_s=heartbeat_s)
@@ -270,9 +294,9 @@ def _open_study(name: str, storage: str, attrs: dict, opts, heartbeat_s: float):
     return study, sampler_seed
 
 
-def _print_start(console, study, name: str, storage: str, before: int, sampler_seed: int, train: bool) -> None:
+def _print_start(console, study, name: str, storage: str, before: int, sampler: str, train: bool) -> None:
     console.print(styled("study ", (name, "bold"), f" in {mask_url(storage)}: {before} earlier trial(s)"
-                         + (", resuming" if before else "") + f"; sampler seed {sampler_seed}"), highlight=False)
+                         + (", resuming" if before else "") + f"; {sampler}"), highlight=False)
     if train and study.user_attrs.get("proxy", {}).get("synthetic"):
         console.print("proxy data: SYNTHETIC built-in task (ranks candidates; not an accuracy estimate)")
     validity = (study.user_attrs.get("objective_validity") or {}).get("line")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,7 +62,6 @@ PRUNERS = ("median", "hyperband")
 # class-balanced part of the val set (binomial noise ~1.4 points at 30% top-1, about the
 # proxy's own seed-to-seed spread); the final top-1, the objective, uses the whole val set.
 PROBE_VAL_IMAGES = 1000
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
 OBJECTIVES = ("estimate", "proxy", "macs")
 PARETO_OBJECTIVES = ("estimate", "macs")  # searched as (objective up, latency down); proxy prunes, so it stays single
 ESTIMATE_ATTRS = ("estimator", "est_top1", "est_score", "est_seconds", "est_value")
@@ -85,7 +83,7 @@ class SearchOptions:
     pruner: str = "median"  # one of PRUNERS (the proxy objective only)
     objective: str = "estimate"  # one of OBJECTIVES
     estimator: str = "default"  # for objective "estimate": a name in nasbench.estimate.ESTIMATORS
-    sampler: str = "tpe"
+    sampler: str = "auto"  # one of SAMPLERS (nasbench.nas.samplers says what auto picks)
     start: str = "presets"  # one of STARTS: enqueue the presets (and aimed versions) first, or not
     predict_latency: bool = True  # skip timing candidates the online latency model puts over budget
     seed: int = 0
@@ -137,34 +135,6 @@ def record_constraint(trial: optuna.Trial, values: dict[str, float]) -> None:
     for key, value in values.items():
         trial.set_constraint(key, value)
     trial.set_user_attr("constraint", list(values.values()))
-
-
-# TPE (and GP) sample at random until this many trials finished, the enqueued presets and their
-# aimed versions included. 5 rather than 10: with the start trials already spread over the space, more
-# random ones are mostly over the budget (benchmarks/results/search_efficiency_startup_cpu.md).
-STARTUP_TRIALS = 5
-
-
-def make_sampler(name: str, seed: int, startup_trials: int = STARTUP_TRIALS) -> optuna.samplers.BaseSampler:
-    """Samplers read the constraints set on each trial (``Trial.set_constraint``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            # constant_liar: parallel workers treat running trials as bad, so they do not all
-            # propose the point TPE currently likes best (no effect with one worker)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup_trials,
-                                              constant_liar=True)
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if name == "gp":
-            try:
-                import scipy  # noqa: F401  (GPSampler needs it)
-            except ImportError:
-                raise UserError("--sampler gp needs scipy (pip install scipy); or use tpe, nsga2, random") from None
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials)
-    raise UserError(f"unknown sampler '{name}' (use {', '.join(SAMPLERS)})")
 
 
 def make_pruner(proxy_steps: int, name: str = "median") -> optuna.pruners.BasePruner:

@@ -245,12 +245,25 @@ def test_detector_target_constrains_detector_latency(tmp_path) -> None:
         assert t.constraints["latency_over_budget_ms"] == pytest.approx(row["det_latency_ms"] - 100_000)
 
 
-@pytest.mark.parametrize("sampler", ["nsga2", "random", "gp"])
+@pytest.mark.parametrize("sampler", ["nsga2", "random", "gp", "tpe"])
 def test_every_sampler_runs(tmp_path, sampler: str) -> None:
     res = cli(tmp_path, "--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "3", "--no-train",
               "--study", f"s-{sampler}", "--sampler", sampler, "--no-presets")
     assert res.exit_code == 0, res.output
     assert [t.state.name for t in load(tmp_path, f"s-{sampler}").trials] == ["COMPLETE"] * 3
+    assert f"; sampler {sampler}, seed 0" in res.output
+
+
+def test_the_default_sampler_says_what_auto_picked(tmp_path) -> None:
+    space = str(write_space(tmp_path))
+    alone = cli(tmp_path, "--space", space, "--budget", "1s", "--trials", "1", "--no-train", "--study", "a",
+                "--no-presets")
+    assert alone.exit_code == 0, alone.output
+    assert "; sampler auto (gp, tpe after 200 trials), seed 0" in alone.output
+    shared = cli(tmp_path, "--space", space, "--budget", "1s", "--trials", "1", "--no-train", "--study", "b",
+                 "--no-presets", "--max-total", "1")
+    assert shared.exit_code == 0, shared.output
+    assert "; sampler auto (tpe), seed 0" in shared.output  # several workers may share it: TPE's constant liar
 
 
 def test_proxy_training_does_not_depend_on_trial_order() -> None:
