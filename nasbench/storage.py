@@ -105,12 +105,19 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 STORAGE_FORMS = "sqlite:///path.db, postgresql://user:pass@host/db (or mysql://...), journal:PATH"
 
 
+def storage_scheme(url: str) -> str:
+    """"journal", or the URL's database scheme without its driver ("sqlite", "postgresql" ...; "" if none)."""
+    if url.startswith("journal:"):
+        return "journal"
+    return (url.split("://", 1)[0] if "://" in url else "").split("+")[0]
+
+
 def storage_url_problem(url: str) -> str | None:
     """Why ``url`` is not a storage URL nasbench accepts, or None."""
-    if url.startswith("journal:"):
+    scheme = storage_scheme(url)
+    if scheme == "journal":
         return None if url[len("journal:"):] else "journal: needs a file path"
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme.split("+")[0] not in ("sqlite", "postgresql", "mysql"):
+    if scheme not in ("sqlite", "postgresql", "mysql"):
         return f"accepted forms: {STORAGE_FORMS}"
     return None
 

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from nasbench.console import stderr_console, stdout_console, styled
 from nasbench.errors import UserError
 from nasbench.nas.budget import BUDGET_FORMS, parse_budget_ms, parse_count
-from nasbench.nas.samplers import SAMPLERS, auto_choice, make_sampler
+from nasbench.nas.samplers import GP_MAX_TRIALS, SAMPLERS, auto_choice, make_sampler
 from nasbench.nas.space import available_spaces
 from nasbench.nas.start import enqueue_presets, start_limit
 from nasbench.nas.study import OBJECTIVES, PRUNERS, STARTS, UNSTABLE, SearchOptions
@@ -33,6 +33,7 @@ from nasbench.storage import (
     open_study,
     storage_error_line,
     storage_loss_as_error,
+    storage_scheme,
     storage_url_problem,
 )
 
@@ -145,9 +146,9 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
               help="Accuracy estimator for --objective estimate (`nasbench estimators` lists them).")
 @click.option("--no-train", is_flag=True, help="Same as --objective macs (cost-only search).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="auto", show_default=True,
-              help="'auto': GP (Optuna's GPSampler; TPE after 200 trials) for a one-family space searched by one "
-                   "worker, TPE for --space all or several workers (--max-total, or a storage other than sqlite), "
-                   "as measured in benchmarks/results/search_efficiency_*.")
+              help=f"'auto': GP (Optuna's GPSampler; TPE after {GP_MAX_TRIALS} trials) for a one-family space "
+                   "searched by one worker, TPE for --space all or several workers (--max-total, or a storage "
+                   "other than sqlite), as measured in benchmarks/results/search_efficiency_*.")
 @click.option("--start", type=click.Choice(STARTS), default="presets", show_default=True,
               help="'presets': a new study's first trials are the space's named presets (projected onto its knobs), "
                    "each followed by a width-scaled version aimed at the budget; 'sampler': the sampler from trial 0.")
@@ -216,7 +217,9 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         out_dir = out_dir or DEFAULT_REPORTS / report_dirname(name)
         ensure_writable_dir(out_dir, "report directory")
         # loads the proxy data: bad --data fails before any study exists
-        sampler = SamplerPlan(opts.sampler, len(spaces), one_worker=max_total is None and storage.startswith("sqlite"))
+        # --max-total, a server or a journal are for several workers; a sqlite file is for one
+        one_worker = max_total is None and storage_scheme(storage) == "sqlite"
+        sampler = SamplerPlan(opts.sampler, len(spaces), one_worker)
         study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s,
                                           sampler)
     with storage_loss_as_error(storage, heartbeat_s):
@@ -274,7 +277,8 @@ class SamplerPlan:
     def shown(self) -> str:
         if self.name != "auto":
             return f"sampler {self.name}"
-        picked = "gp, tpe after 200 trials" if auto_choice(self.n_spaces, self.one_worker) == "gp" else "tpe"
+        gp = auto_choice(self.n_spaces, self.one_worker) == "gp"
+        picked = f"gp, tpe after {GP_MAX_TRIALS} trials" if gp else "tpe"
         return f"sampler auto ({picked})"
 
 
