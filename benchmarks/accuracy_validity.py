@@ -18,6 +18,8 @@ Tables it reads or writes (each step is skipped when its file is there, unless a
 - ``nasbench/estimate/reference_signals.json``: signals of the published presets
   (``--write-reference`` recomputes it; the package reads it at run time);
 - ``benchmarks/results/accuracy_heldout_signals.json``: signals of the held-out models;
+- ``benchmarks/results/accuracy_reinit_signals.json``: the presets' zero-cost signals after a
+  family-free re-initialisation (``accuracy_init.py``);
 - ``benchmarks/results/accuracy_training_rows.jsonl``: one line per proxy-training run;
 - ``nasbench/estimate/proxy_validity.json``: the training rows' figures, for reports.
 
@@ -56,6 +58,7 @@ from nasbench.metrics.latency import device_name
 from nasbench.proxy.data import load_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_init import init_section, reinit_signals  # noqa: E402
 from heldout.classic import FACTORIES, FAMILY, PUBLISHED_TOP1  # noqa: E402
 from rank_fidelity import train_one  # noqa: E402
 from report_out import emit  # noqa: E402
@@ -335,7 +338,8 @@ def precision_section(default_heldout: tuple[float, float], default_lofo: tuple[
     return lines
 
 
-def build_report(heldout: dict[str, dict[str, Any]], train_rows: dict[str, dict[str, Any]], command: str,
+def build_report(heldout: dict[str, dict[str, Any]], reinit: dict[str, dict[str, float]],
+                 train_rows: dict[str, dict[str, Any]], command: str,
                  wall_s: float) -> tuple[list[str], dict[str, Any]]:
     rows = [estimator_row(e, heldout) for e in est.ESTIMATORS.values()]
     default = next(r for r in rows if r["name"] == est.DEFAULT_ESTIMATOR)
@@ -390,7 +394,7 @@ def build_report(heldout: dict[str, dict[str, Any]], train_rows: dict[str, dict[
               "Status is that of the default; the nested column is the honest figure for having chosen it.", "",
               *goal_lines(default["v"], nested, default["heldout_tau"], default["seconds"]), ""]
     held, lofo = (default["heldout_tau"], default["heldout_mae"]), (default["v"].tau, default["v"].mae)
-    lines += [*ceiling_section(heldout), *precision_section(held, lofo)]
+    lines += [*init_section(reinit), *ceiling_section(heldout), *precision_section(held, lofo)]
     return lines, proxy
 
 
@@ -414,10 +418,11 @@ def main() -> None:
                         meta={"threads": args.threads, "machine": device_name(torch.device("cpu"))})
         reference_rows.cache_clear()
     heldout = heldout_signals(args.heldout, log)
+    reinit = reinit_signals(RESULTS / "accuracy_reinit_signals.json", log)
     settings = [] if args.no_train or not (SHARED_DATA / "cifar10-small").exists() else list(TRAIN_SETTINGS)
     train_rows = training_rows(args.train_log, settings, log)
     command = "python benchmarks/accuracy_validity.py" + (f" --out {args.out}" if args.out else "")
-    lines, proxy = build_report(heldout, train_rows, command, time.perf_counter() - started)
+    lines, proxy = build_report(heldout, reinit, train_rows, command, time.perf_counter() - started)
     write_json(PROXY_VALIDITY_PATH, {"source": "benchmarks/results/accuracy_validity_cpu.md", "settings": proxy})
     write_json(HELDOUT_VALIDITY_PATH, heldout_table(heldout))
     emit(lines, args.out)
