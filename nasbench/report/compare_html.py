@@ -47,7 +47,7 @@ from nasbench.report.page import (
     write_files,
 )
 from nasbench.report.schema import DETECTOR_TERMINAL_COLUMNS, TERMINAL_COLUMNS
-from nasbench.report.svg import Series, scatter_svg
+from nasbench.report.svg import Series, View, scatter_svg
 
 if TYPE_CHECKING:  # the comparison module imports torch and the zoo; the page needs only its types
     from nasbench.comparison import Comparison, RunContext
@@ -123,9 +123,9 @@ def cost_plot(frame: pd.DataFrame, *, x_col: str, x_scale: float, x_label: str, 
             tips=[_tip(r, *(prefix + c for c in ("latency_ms", "macs", "params", "imgsz"))) for r in records]))
     xs = [x for s in series for x, y in zip(s.xs, s.ys) if x is not None and y is not None]
     ys = [y for s in series for x, y in zip(s.xs, s.ys) if x is not None and y is not None]
-    return scatter_svg(series, x_label=x_label, y_label=y_label, plot_id=plot_id, title=title, width=610, height=440,
-                       x_range=(0.0, max(xs) * 1.15) if xs and max(xs) > 0 else None,
-                       y_range=(0.0, max(ys) * 1.1) if ys and max(ys) > 0 else None,
+    view = View(610, 440, x_range=(0.0, max(xs) * 1.15) if xs and max(xs) > 0 else None,
+                y_range=(0.0, max(ys) * 1.1) if ys and max(ys) > 0 else None)
+    return scatter_svg(series, x_label=x_label, y_label=y_label, plot_id=plot_id, title=title, view=view,
                        empty_text="no model has both numbers")
 
 

@@ -50,7 +50,7 @@ from nasbench.report.page import (
 )
 from nasbench.report.schema import KNOB_PREFIX, column_doc
 from nasbench.report.study import DISPLAY_COLUMNS, StudyData, latency_model_line, load_study_data, objective_name
-from nasbench.report.svg import Bars, Rule, Series, bars_svg, scatter_svg
+from nasbench.report.svg import Bars, Rule, Series, View, bars_svg, scatter_svg
 
 __all__ = ["SCRIPT", "render_study_html", "write_report_files", "write_study_report"]
 
@@ -170,26 +170,26 @@ def pareto_plot(data: StudyData) -> tuple[str, str]:
     limit = _latency_limit(attrs, shown_lat)
     refs_in_budget = [v for v in column_values(data.presets, "latency_ms") + column_values(data.baseline, "latency_ms")
                       if v is not None and limit is not None and v <= limit]
-    view = _focus_range(shown_lat, [r.value for r in rules] + refs_in_budget)
+    x_view = _focus_range(shown_lat, [r.value for r in rules] + refs_in_budget)
     off: list[str] = []
     presets = data.presets
     if len(presets):
         names, lat, ys = [str(n) for n in presets["name"]], column_values(presets, "latency_ms"), _ref_y(presets, attrs)
         series.append(Series("named presets", lat, ys, PRESET, marker="diamond", size=4.5, labels=names,
                              tips=[f"{n} (preset)" for n in names]))
-        off += _off_view(names, lat, view, [_ref_desc(x, y, short) for x, y in zip(lat, ys)])
+        off += _off_view(names, lat, x_view, [_ref_desc(x, y, short) for x, y in zip(lat, ys)])
     base = data.baseline
     if len(base):
         b_lat, b_y = column_values(base, "latency_ms")[0], _ref_y(base, attrs)[0]
         name = str(base["name"].iloc[0])
         if b_lat is not None and b_y is not None:
             series.append(Series(name, [b_lat], [b_y], BASELINE, marker="star", size=5, labels=[name]))
-            off += _off_view([name], [b_lat], view, [_ref_desc(b_lat, b_y, short)])
+            off += _off_view([name], [b_lat], x_view, [_ref_desc(b_lat, b_y, short)])
         elif b_lat is not None:
             rules.append(Rule("x", b_lat, f"{name} backbone {b_lat:.1f} ms", BASELINE))
-            off += _off_view([f"{name} backbone"], [b_lat], view, [f"{b_lat:.1f} ms"])
+            off += _off_view([f"{name} backbone"], [b_lat], x_view, [f"{b_lat:.1f} ms"])
     svg = scatter_svg(series, x_label=_latency_label(attrs), y_label=y_label, plot_id="plot-pareto",
-                      title=f"Pareto front: {short} vs latency", width=1240, height=540, rules=rules, x_range=view,
+                      title=f"Pareto front: {short} vs latency", view=View(1240, 540, x_range=x_view), rules=rules,
                       empty_text="no feasible completed trial yet")
     return svg, _off_caption(off)
 
@@ -220,7 +220,7 @@ def macs_latency_plot(data: StudyData) -> tuple[str, str]:
         else pd.DataFrame()
     refs_in_budget = [m for m, lat in zip(scaled(column_values(refs, "macs"), 1e-9), column_values(refs, "latency_ms"))
                       if m is not None and lat is not None and limit is not None and lat <= limit]
-    view = _focus_range(scaled(column_values(complete, "macs"), 1e-9), refs_in_budget)
+    x_view = _focus_range(scaled(column_values(complete, "macs"), 1e-9), refs_in_budget)
     off: list[str] = []
     presets = data.presets
     if len(presets):
@@ -231,7 +231,7 @@ def macs_latency_plot(data: StudyData) -> tuple[str, str]:
                                  column_values(sub, "latency_ms"))
                 series.append(Series("", xs, ys, color[fam], marker="diamond", size=4.5, labels=names,
                                      tips=[f"{n} (preset)" for n in names]))
-                off += _off_view(names, xs, view, [_cost_desc(x, y) for x, y in zip(xs, ys)])
+                off += _off_view(names, xs, x_view, [_cost_desc(x, y) for x, y in zip(xs, ys)])
         series.append(Series("presets", [], [], "#555", marker="diamond"))
     base = data.baseline
     if len(base):
@@ -239,10 +239,10 @@ def macs_latency_plot(data: StudyData) -> tuple[str, str]:
         if bx is not None and by is not None:
             name = f"{base['name'].iloc[0]} backbone"
             series.append(Series(name, [bx * 1e-9], [by], BASELINE, marker="star", size=5, labels=[name]))
-            off += _off_view([name], [bx * 1e-9], view, [_cost_desc(bx * 1e-9, by)])
-    svg = scatter_svg(series, x_label=MACS_AXIS, y_label="latency, ms (median)",
-                      plot_id="plot-macs-latency", title="MACs vs latency by family", width=610, height=440,
-                      rules=_budget_rules(attrs, "y"), x_range=view, empty_text="no measured trial yet")
+            off += _off_view([name], [bx * 1e-9], x_view, [_cost_desc(bx * 1e-9, by)])
+    svg = scatter_svg(series, x_label=MACS_AXIS, y_label="latency, ms (median)", plot_id="plot-macs-latency",
+                      title="MACs vs latency by family", view=View(610, 440, x_range=x_view),
+                      rules=_budget_rules(attrs, "y"), empty_text="no measured trial yet")
     return svg, _off_caption(off)
 
 
@@ -270,7 +270,7 @@ def history_plot(data: StudyData) -> str:
     series = [Series("feasible trial", xs, ys, GREY, size=3, opacity=0.55, tips=_tips(usable, short, scale)),
               Series("best so far", best_x, best_y, FRONT, marker="none", line="step", line_width=2)]
     return scatter_svg(series, x_label="trial number", y_label=y_label, plot_id="plot-history",
-                       title="Optimisation history", width=610, height=440,
+                       title="Optimisation history", view=View(610, 440),
                        empty_text="no feasible completed trial yet")
 
 

@@ -61,6 +61,16 @@ class Bars:
     color: str = PALETTE[0]
 
 
+@dataclass(frozen=True)
+class View:
+    """A plot's size in px and, optionally, the data ranges it is cut to (None: fit the data)."""
+
+    width: int = 640
+    height: int = 420
+    x_range: tuple[float, float] | None = None
+    y_range: tuple[float, float] | None = None
+
+
 @dataclass
 class _Frame:
     """Pixel geometry of a plot area and its data ranges."""
@@ -288,14 +298,13 @@ SVG_STYLE = (
 
 
 def scatter_svg(series: Sequence[Series], *, x_label: str, y_label: str, plot_id: str, title: str = "",
-                width: int = 640, height: int = 420, rules: Sequence[Rule] = (),
-                x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None,
-                empty_text: str = "no data to plot") -> str:
+                view: View = View(), rules: Sequence[Rule] = (), empty_text: str = "no data to plot") -> str:
     """A scatter plot (points, optional connecting lines, labels, reference lines) as SVG.
 
-    With ``x_range`` the view is cut to it: points outside are not drawn and the y range
+    With ``view.x_range`` the view is cut to it: points outside are not drawn and the y range
     fits only the points inside (callers say what was left out in the caption).
     """
+    width, height, x_range, y_range = view.width, view.height, view.x_range, view.y_range
     pairs = [p for s in series for p in _finite_pairs(s.xs, s.ys)
              if x_range is None or x_range[0] <= p[1] <= x_range[1]]
     all_x = [x for _, x, _ in pairs]
@@ -398,7 +407,7 @@ def panels_svg(panels: Sequence[Panel], *, x_label: str, title: str, notes: Sequ
     top = 19 * len(head) + 8
     for panel in panels:
         plot = scatter_svg(panel.series, x_label=x_label, y_label=panel.y_label, plot_id=panel.plot_id,
-                           title=f"{panel.y_label} by {x_label}", width=width, height=panel.height, x_range=x_range)
+                           title=f"{panel.y_label} by {x_label}", view=View(width, panel.height, x_range))
         body.append(f"<g transform='translate(0,{top})'>{plot}</g>")
         top += panel.height
     return (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {top}' width='{width}' height='{top}' "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from nasbench.report.svg import Bars, Panel, Rule, Series, bars_svg, nice_ticks, panels_svg, scatter_svg
+from nasbench.report.svg import Bars, Panel, Rule, Series, View, bars_svg, nice_ticks, panels_svg, scatter_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -58,7 +58,7 @@ def test_scatter_without_points_says_so():
 
 def test_x_range_hides_points_outside_and_their_legend_entry():
     svg = scatter_svg([Series("in", [1, 2], [1, 2]), Series("far", [100], [50])], x_label="x", y_label="y",
-                      plot_id="v", x_range=(0, 3))
+                      plot_id="v", view=View(x_range=(0, 3)))
     assert "data-marks='2'" in svg
     assert ">far<" not in svg
     ys = [float(v) for v in re.findall(r"class='tick'>([0-9.]+)<", svg)]
