@@ -345,7 +345,12 @@ def test_study_name_with_markup_searches_resumes_and_reports(tmp_path) -> None:
     res = cli(tmp_path, *args)
     assert res.exit_code == 0, res.output
     assert "study x[/]y[v2] in" in res.output and "1 earlier trial(s), resuming" in res.output
-    assert len(load(tmp_path, "x[/]y[v2]").trials) == 2 and (tmp_path / "rep" / "index.html").is_file()
+    trials = load(tmp_path, "x[/]y[v2]").trials
+    # The resumed sampler's seed depends on the process (see joining_seed), so its first proposal can
+    # repeat trial 0 (1 in 16 configs of the tiny space): a repeat is recorded but not counted.
+    timed = [t for t in trials if st.timed_now(t)]
+    assert len(timed) == 2 and all("duplicate_of" in t.user_attrs for t in trials if not st.timed_now(t))
+    assert (tmp_path / "rep" / "index.html").is_file()
 
 
 def test_a_worker_joining_while_the_creator_writes_attrs_is_not_refused() -> None:
