@@ -30,20 +30,21 @@ from torch import nn
 
 from nasbench import zoo
 from nasbench.estimate import estimators as est
-from nasbench.estimate.reference import REFERENCE_SEED, published_presets, reference_rows
+from nasbench.estimate.reference import REFERENCE_SEED, ReferenceRow, published_presets, reference_rows
 from nasbench.estimate.signals import ZERO_COST_SIGNALS, measure_signals
+from nasbench.estimate.zerocost import WEIGHT_LAYERS
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
-_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
 def reinit_he(model: nn.Module) -> nn.Module:
-    """Every conv/linear weight He-normal (fan-in, ReLU gain), biases 0, norm layers 1/0.
+    """Every conv/linear weight (the layers the gradient scores read) He-normal (fan-in, ReLU
+    gain), biases 0, norm layers 1/0.
 
     The most common initialisation of a hand-written PyTorch model; other parameters
     (position embeddings, layer scales, class tokens) keep the family's own values."""
     for module in model.modules():
-        if isinstance(module, _WEIGHT_LAYERS):
+        if isinstance(module, WEIGHT_LAYERS):
             nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
@@ -68,15 +69,16 @@ def reinit_signals(path: Path, log: Callable[[str], None]) -> dict[str, dict[str
     return stored
 
 
-def _estimate_shift(candidate: est.FittedEstimator, reinit: dict[str, dict[str, float]]) -> tuple[float, float]:
+def _estimate_shift(candidate: est.FittedEstimator, built: list[ReferenceRow],
+                    again: list[ReferenceRow]) -> tuple[float, float]:
     """Median and largest |estimate after re-init - estimate as built| over the presets, in points."""
-    shifts = [abs(candidate.value_of({**r.signals, **reinit[r.name]}) - candidate.value_of(r.signals))
-              for r in reference_rows()]
+    shifts = [abs(candidate.value_of(a.signals) - candidate.value_of(b.signals)) for b, a in zip(built, again)]
     return statistics.median(shifts), max(shifts)
 
 
 def init_section(reinit: dict[str, dict[str, Any]]) -> list[str]:
-    rows_reinit = [replace(r, signals={**r.signals, **reinit[r.name]}) for r in reference_rows()]
+    rows_built = list(reference_rows())
+    rows_reinit = [replace(r, signals={**r.signals, **reinit[r.name]}) for r in rows_built]
     lines = ["## Architecture or initialisation?", "",
              "Every published preset re-initialised with one family-free rule (conv/linear weights He-normal "
              "fan-in, biases 0, norm layers 1/0; `benchmarks/accuracy_init.py`), its zero-cost signals measured "
@@ -88,8 +90,8 @@ def init_section(reinit: dict[str, dict[str, Any]]) -> list[str]:
              "|---|---:|---:|---:|---:|---:|"]
     steady = 0.0  # the largest median shift of a fit on a sign- or ratio-based score
     for candidate in est.FIT_CANDIDATES:
-        built, again = est.estimator_validity(candidate), est.estimator_validity(candidate, rows_reinit)
-        median, largest = _estimate_shift(candidate, reinit)
+        built, again = est.estimator_validity(candidate, rows_built), est.estimator_validity(candidate, rows_reinit)
+        median, largest = _estimate_shift(candidate, rows_built, rows_reinit)
         mark = "**" if candidate.name == est.DEFAULT_ESTIMATOR else ""
         lines.append(f"| {mark}{candidate.name}{mark} | {median:.2f} / {largest:.2f} | {built.tau:.3f} | "
                      f"{again.tau:.3f} | {built.mae:.2f} | {again.mae:.2f} |")

@@ -302,11 +302,11 @@ def recipe_section(heldout: dict[str, dict[str, Any]]) -> list[str]:
              "", f"| fit | MAE, {len(both)} models, old recipe | MAE, same {len(both)}, new recipe | "
              f"tau, {len(both)}, old | tau, {len(both)}, new | tau, all 30, newest recipe |",
              "|---|---:|---:|---:|---:|---:|"]
+    old = [PUBLISHED_TOP1[n].top1 for n in both]
+    new = [PUBLISHED_TOP1_NEW_RECIPE[n].top1 for n in both]
     nearer = 0  # fits whose estimates are nearer the new recipe's numbers than the old one's
     for candidate in est.FIT_CANDIDATES:
         pred = {n: candidate.value_of(heldout[n]["signals"]) for n in FACTORIES}
-        old = [PUBLISHED_TOP1[n].top1 for n in both]
-        new = [PUBLISHED_TOP1_NEW_RECIPE[n].top1 for n in both]
         mine = [pred[n] for n in both]
         lines.append(f"| {candidate.name} | {mean_abs_error(mine, old):.2f} | {mean_abs_error(mine, new):.2f} | "
                      f"{kendall_tau(mine, old):.3f} | {kendall_tau(mine, new):.3f} | "
