@@ -30,7 +30,7 @@ from nasbench.metrics.latency import device_name
 from nasbench.nas import samplers
 from nasbench.nas import study as st
 from nasbench.nas.budget import parse_budget_ms
-from nasbench.nas.space import resolve_space_arg
+from nasbench.nas.space import KNOB_ENCODING, resolve_space_arg
 from nasbench.nas.start import enqueue_presets, start_limit
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 from search_overhead import hypervolume
@@ -48,6 +48,7 @@ class Strategy:
     predict_latency: bool
     two_objective: bool  # (MACs up, latency down), as the search now does; False: MACs alone, as before
     startup_trials: int = samplers.STARTUP_TRIALS  # trials TPE/GP sample at random, enqueued starts included
+    knob_encoding: str = KNOB_ENCODING  # "value": numeric choices as categoricals, as studies were asked before
 
 
 STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
@@ -63,7 +64,11 @@ SAMPLER_STUDY = (Strategy("random", "random", "random", "sampler", False, False)
                  Strategy("tpe", "tpe two-objective + presets + latency model", "tpe", "presets", True, True),
                  Strategy("tpe-s10", "tpe two-objective + presets + latency model, 10 start-up trials", "tpe",
                           "presets", True, True, startup_trials=10),
-                 Strategy("gp", "gp two-objective + presets + latency model", "gp", "presets", True, True))
+                 Strategy("gp", "gp two-objective + presets + latency model", "gp", "presets", True, True),
+                 Strategy("gp-value", "gp two-objective + presets + latency model, numeric choices as categoricals",
+                          "gp", "presets", True, True, knob_encoding="value"),
+                 Strategy("tpe-value", "tpe two-objective + presets + latency model, numeric choices as categoricals",
+                          "tpe", "presets", True, True, knob_encoding="value"))
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,14 @@ def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: f
     opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs", sampler=strategy.sampler,
                             start=strategy.start, predict_latency=strategy.predict_latency, seed=seed)
     search = st.Search(spaces, opts)
+    search.knob_encoding = strategy.knob_encoding
     study = optuna.create_study(study_name=f"{space_arg}-{budget_ms}-{strategy.name}-{seed}", storage=storage,
                                 directions=st.study_directions("macs") if strategy.two_objective else ["maximize"],
                                 sampler=samplers.make_sampler(strategy.sampler, seed, strategy.startup_trials,
                                                               n_spaces=len(spaces)))
     started = time.perf_counter()
     if strategy.start == "presets":
-        enqueue_presets(study, spaces, start_limit(trials, len(spaces)))
+        enqueue_presets(study, spaces, start_limit(trials, len(spaces)), strategy.knob_encoding)
     counter = st.StopAfterTimed(trials)  # as `nasbench search --trials`: timed candidates are counted
     study.optimize(search, n_trials=st.asked_limit(trials), callbacks=[counter], catch=(RuntimeError,))
     wall = time.perf_counter() - started

@@ -222,11 +222,12 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
         sampler = SamplerPlan(opts.sampler, len(spaces), one_worker)
         study, sampler_seed = _open_study(name, storage, st.study_attrs(search_, space_arg, opts), opts, heartbeat_s,
                                           sampler)
+        search_.use_study_encoding(study)
     with storage_loss_as_error(storage, heartbeat_s):
         earlier = study.get_trials(deepcopy=False)
         before, run_before = len(earlier), already_run(earlier)
         if opts.start == "presets":
-            enqueue_presets(study, spaces, start_limit(max_total or trials, len(spaces)))
+            enqueue_presets(study, spaces, start_limit(max_total or trials, len(spaces)), search_.knob_encoding)
         _print_start(console, study, name, storage, before, f"{sampler.shown()}, seed {sampler_seed}", opts.train)
         interrupted = _run_trials(study, search_, err, TrialLimits(trials, max_total, timeout, heartbeat_s))
         if not interrupted and not no_presets:

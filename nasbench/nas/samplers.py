@@ -4,7 +4,10 @@ Measured on cost-only searches, 30 trials (benchmarks/search_efficiency.py):
 - one family (mobilevit, efficientvit at two budgets each, 3 seeds): GPSampler's hypervolume
   beat TPE's in every setting (results/search_efficiency_startup_cpu.md, section 4); a later
   6-seed paired run at efficientvit 25 ms was even (GP ahead in 3 of 6 seeds, 1.10x random
-  against TPE's 1.16x; results/search_efficiency_auto_cpu.md, section 4);
+  against TPE's 1.16x; results/search_efficiency_auto_cpu.md, section 4). Those runs asked
+  for numeric choices as categoricals, whose values GP's kernel puts equally far apart; asked
+  for by index (``space.KNOB_ENCODINGS``), GP went from 1.23x to 1.66x random there, ahead in
+  3 of 3 paired seeds (same file, section 5);
 - ``--space all``: TPE beat GP at both budgets (results/search_efficiency_gp_all_cpu.md).
   Each family's knobs exist only in that family's trials, and GPSampler models only the
   knobs every trial has (here: the family), so it samples the rest at random; TPE's

@@ -21,7 +21,7 @@ from typing import Any
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.metrics.cost import count_cost
-from nasbench.nas.space import Knob, Space, candidate_from_values
+from nasbench.nas.space import KNOB_ENCODING, Knob, Space, candidate_from_values, param_value
 
 START_ATTR = "start"  # trial user attribute: "preset" | "aimed"
 AIM_FRACTION = 0.92  # aim the scaled version a little under the budget: timing spreads by a few %
@@ -118,19 +118,21 @@ def project(space: Space, target: Any) -> tuple[dict[str, Any], bool]:
     return values, best == 0.0
 
 
-def optuna_params(space: Space, values: dict[str, Any], prefix: str, multi: bool) -> dict[str, Any]:
-    """Knob values -> the param names ``sample`` asks Optuna for."""
+def optuna_params(space: Space, values: dict[str, Any], prefix: str, multi: bool,
+                  encoding: str = KNOB_ENCODING) -> dict[str, Any]:
+    """Knob values -> the params (names and encoded values) ``sample`` asks Optuna for."""
     params: dict[str, Any] = {"family": space.name} if multi else {}
     for knob in space.knobs:
         if knob.per_stage:
-            params.update({f"{prefix}{knob.name}_{i}": v for i, v in enumerate(values[knob.name])})
+            params.update({f"{prefix}{knob.name}_{i}": param_value(knob, v, encoding)
+                           for i, v in enumerate(values[knob.name])})
         else:
-            params[f"{prefix}{knob.name}"] = values[knob.name]
+            params[f"{prefix}{knob.name}"] = param_value(knob, values[knob.name], encoding)
     return params
 
 
 def values_from_params(space: Space, params: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of ``sample``'s flattening (params without the study prefix)."""
+    """The inverse of ``sample``'s flattening (a candidate's params: values, without the study prefix)."""
     return {k.name: (tuple(params[f"{k.name}_{i}"] for i in range(k.per_stage)) if k.per_stage else params[k.name])
             for k in space.knobs}
 
@@ -140,8 +142,8 @@ def _round_robin(groups: list[list[Any]]) -> Iterable[Any]:
         yield from (item for item in layer if item is not None)
 
 
-def preset_start_trials(spaces: list[Space], limit: int,
-                        macs_of: Callable[[Space, str], int] | None = None) -> list[StartTrial]:
+def preset_start_trials(spaces: list[Space], limit: int, macs_of: Callable[[Space, str], int] | None = None,
+                        encoding: str = KNOB_ENCODING) -> list[StartTrial]:
     """The presets of every space as trials, at most ``limit``, each space's in its file's
     order (smallest first, as the shipped spaces list them: the likeliest to fit a budget;
     their aimed versions then reach up to it), spaces in turn (the one whose first preset has
@@ -155,7 +157,7 @@ def preset_start_trials(spaces: list[Space], limit: int,
         group = []
         for name in space.presets:
             values, exact = project(space, zoo.resolve(name).config)
-            group.append(StartTrial(optuna_params(space, values, prefix, multi),
+            group.append(StartTrial(optuna_params(space, values, prefix, multi, encoding),
                                     {START_ATTR: "preset", "preset": name, "preset_exact": exact}))
         groups.append((macs_of(space, space.presets[0]) if macs_of and multi else 0, group))
     groups.sort(key=lambda g: g[0])
@@ -216,12 +218,12 @@ def start_limit(trials: int, spaces: int = 1) -> int:
     return max(1, spaces if spaces > 1 else 0, math.ceil(trials * START_SHARE))
 
 
-def enqueue_presets(study, spaces: list[Space], limit: int) -> int:
+def enqueue_presets(study, spaces: list[Space], limit: int, encoding: str = KNOB_ENCODING) -> int:
     """Enqueue the presets as the first trials of a new study (a resumed or joined study keeps
     the history it has). Returns how many were enqueued."""
     if study.get_trials(deepcopy=False):
         return 0
-    starts = preset_start_trials(spaces, limit, preset_macs)
+    starts = preset_start_trials(spaces, limit, preset_macs, encoding)
     for start in starts:
         study.enqueue_trial(start.params, user_attrs=start.user_attrs, skip_if_exists=True)
     return len(starts)

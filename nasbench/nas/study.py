@@ -49,7 +49,7 @@ from nasbench.metrics.roofline import Peaks
 from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms
 from nasbench.nas.latency_model import LatencyModel, fit_latency_model, work_vector
-from nasbench.nas.space import Candidate, Space, sample
+from nasbench.nas.space import KNOB_ENCODING, Candidate, Space, sample
 from nasbench.nas.start import START_ATTR, aimed_values, deploy_macs, optuna_params, values_from_params
 from nasbench.nas.workers import worker_id
 
@@ -171,6 +171,12 @@ class Search:
         self.log = log
         self.data = None
         self._peaks: Peaks | None = None
+        self.knob_encoding = KNOB_ENCODING  # a resumed study's own, once it is open (``use_study_encoding``)
+
+    def use_study_encoding(self, study: optuna.Study) -> None:
+        """Ask for knobs as the study's earlier trials were asked (studies made before the
+        encoding was recorded used "value")."""
+        self.knob_encoding = study.user_attrs.get("knob_encoding", "value" if study.user_attrs else KNOB_ENCODING)
 
     # -- data
     def proxy_data(self):
@@ -319,7 +325,7 @@ class Search:
         if values is None:
             return
         multi = len(self.spaces) > 1
-        params = optuna_params(space, values, f"{space.name}." if multi else "", multi)
+        params = optuna_params(space, values, f"{space.name}." if multi else "", multi, self.knob_encoding)
         attrs = {START_ATTR: "aimed", "aimed_from": trial.user_attrs.get("preset")}
         trial.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
@@ -422,7 +428,7 @@ class Search:
         """Family (when several spaces) and knobs; the trial's identity attributes set."""
         names = list(self.spaces)
         space = self.spaces[trial.suggest_categorical("family", names)] if len(names) > 1 else self.spaces[names[0]]
-        cand: Candidate = sample(trial, space, prefix=f"{space.name}." if len(names) > 1 else "")
+        cand: Candidate = sample(trial, space, f"{space.name}." if len(names) > 1 else "", self.knob_encoding)
         config = {"family": cand.family, **config_to_dict(cand.config)}
         for k, v in (("config", config), ("name", f"t{trial.number:04d}"), ("config_key", config_key(config)),
                      ("feasible", False), ("worker", worker_id())):
@@ -527,6 +533,8 @@ def study_attrs(search: Search, space_arg: str, opts: SearchOptions) -> dict[str
 
     first = next(iter(search.spaces.values()))
     return {
+        # first: attrs are written one by one, and a joining worker that sees any sees this one
+        "knob_encoding": search.knob_encoding,
         "nasbench_version": __version__,
         "space": space_arg,
         "families": sorted({s.family.name for s in search.spaces.values()}),

@@ -17,6 +17,7 @@ from nasbench.cli import main
 from nasbench.errors import MeasureError, UserError
 from nasbench.nas import study as st
 from nasbench.nas.budget import parse_budget_ms, parse_count
+from nasbench.nas.space import resolve_space_arg
 from tests.helpers import TINY_SPACE
 
 
@@ -181,8 +182,10 @@ def test_interrupt_records_the_trial_and_resumes(tmp_path, monkeypatch) -> None:
     res = cli(tmp_path, *args)
     assert res.exit_code == 130
     study = load(tmp_path, "ki")
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
-    assert "interrupted" in study.trials[1].user_attrs["reason"]
+    # the second measurement was interrupted; a repeat of the first config before it is reused, not measured
+    *done, interrupted = study.trials
+    assert interrupted.state.name == "FAIL" and "interrupted" in interrupted.user_attrs["reason"]
+    assert all(t.state.name == "COMPLETE" for t in done) and sum(st.timed_now(t) for t in done) == 1
     monkeypatch.setattr(st.Search, "measure", real)
     assert cli(tmp_path, *args).exit_code == 0
     # 3 more timed trials; in this tiny space the sampler may also propose repeats, which are
@@ -243,6 +246,34 @@ def test_detector_target_constrains_detector_latency(tmp_path) -> None:
         row = t.user_attrs["row"]
         assert row["det_params"] > row["params"] and row["det_macs"] > row["macs"] and row["det_latency_ms"] > 0
         assert t.constraints["latency_over_budget_ms"] == pytest.approx(row["det_latency_ms"] - 100_000)
+
+
+def test_a_study_keeps_the_knob_encoding_it_was_made_with(tmp_path, monkeypatch) -> None:
+    """A study asked with numeric choices as categoricals (as every study was before the
+    index encoding) resumes with them; a new one is asked by index and records that first."""
+    args = ["--space", str(write_space(tmp_path)), "--budget", "1s", "--trials", "2", "--no-train", "--no-presets"]
+    monkeypatch.setattr(st, "KNOB_ENCODING", "value")
+    assert cli(tmp_path, *args, "--study", "old").exit_code == 0
+    monkeypatch.undo()
+    res = cli(tmp_path, *args, "--study", "old")
+    assert res.exit_code == 0 and "2 earlier trial(s), resuming" in res.output
+    old = load(tmp_path, "old")
+    assert old.user_attrs["knob_encoding"] == "value" and len(old.trials) >= 4
+    assert all(isinstance(t.distributions["width"], optuna.distributions.CategoricalDistribution) for t in old.trials)
+    assert cli(tmp_path, *args, "--study", "new").exit_code == 0
+    new = load(tmp_path, "new")
+    assert new.user_attrs["knob_encoding"] == "index"
+    assert all(t.distributions["width"] == optuna.distributions.IntDistribution(0, 1) for t in new.trials)
+    assert all(t.user_attrs["config"]["stage_channels"] for t in new.trials)
+    # a study made before the encoding was recorded has attributes but none of it: "value"
+    search = st.Search(resolve_space_arg(str(write_space(tmp_path))), st.SearchOptions(budget_ms=1000.0,
+                                                                                       device="cpu"))
+    legacy = optuna.create_study()
+    legacy.set_user_attr("objective", "macs")
+    search.use_study_encoding(legacy)
+    assert search.knob_encoding == "value"
+    search.use_study_encoding(optuna.create_study())  # a study whose creator has written nothing yet
+    assert search.knob_encoding == "index"
 
 
 @pytest.mark.parametrize("sampler", ["nsga2", "random", "gp", "tpe"])

@@ -19,10 +19,12 @@ from nasbench.families.base import Backbone
 from nasbench.metrics.cost import count_cost
 from nasbench.nas.space import (
     Candidate,
+    Knob,
     Space,
     available_spaces,
     candidate_from_values,
     load_space,
+    ordered,
     resolve_space_arg,
     sample,
 )
@@ -245,3 +247,27 @@ def test_bad_space_file_raises_user_error(tmp_path: Path, text: str, message: st
 def test_unknown_space_name_suggests_close_names() -> None:
     with pytest.raises(UserError, match="unknown space 'efficientvitt'; did you mean efficientvit"):
         resolve_space_arg("efficientvitt")
+
+
+def test_numeric_choices_in_increasing_order_are_asked_for_by_index() -> None:
+    """GPSampler's kernel puts a categorical's values equally far apart, so numeric choices
+    are asked for as their index (the order kept); booleans, strings and a list the file
+    does not sort stay categoricals."""
+    knobs = {k.name: k for k in space("efficientvit").knobs}
+    assert ordered(knobs["embed_dims"]) and ordered(knobs["ffn_ratio"]) and ordered(knobs["heads"])
+    assert not ordered(Knob("light", "choices", (False, True)))
+    assert not ordered(Knob("act", "choices", ("gelu", "silu")))
+    assert not ordered(Knob("k", "choices", (5, 3, 7)))
+    assert not ordered(Knob("d", "int", (1, 4)))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    embed = knobs["embed_dims"].domain
+    for seed in range(3):
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+        cand = sample(trial, space("efficientvit"))
+        assert trial.distributions["embed_dims_0"] == optuna.distributions.IntDistribution(0, len(embed) - 1)
+        assert cand.config.embed_dims[0] == embed[trial.params["embed_dims_0"]] == cand.params["embed_dims_0"]
+        assert trial.distributions["depths_0"] == optuna.distributions.IntDistribution(1, 4)  # an int stays one
+        legacy = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+        cand = sample(legacy, space("efficientvit"), encoding="value")
+        assert legacy.distributions["embed_dims_0"] == optuna.distributions.CategoricalDistribution(embed)
+        assert cand.config.embed_dims[0] == legacy.params["embed_dims_0"]

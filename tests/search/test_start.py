@@ -13,11 +13,12 @@ from nasbench.errors import UserError
 from nasbench.nas import measurements
 from nasbench.nas import study as st
 from nasbench.nas.latency_model import LatencyModel
-from nasbench.nas.space import candidate_from_values, resolve_space_arg
+from nasbench.nas.space import KNOB_ENCODINGS, candidate_from_values, resolve_space_arg, sample
 from nasbench.nas.start import (
     AIM_FRACTION,
     aimed_values,
     config_distance,
+    enqueue_presets,
     optuna_params,
     preset_start_trials,
     project,
@@ -53,9 +54,29 @@ def test_start_trials_take_spaces_in_turn_and_name_params_as_sample_does() -> No
     first = starts[0]
     assert first.params["family"] == spaces[0].name
     assert all(k == "family" or k.startswith(f"{spaces[0].name}.") for k in first.params)
-    plain = {k.split(".", 1)[1]: v for k, v in first.params.items() if k != "family"}
-    values = values_from_params(spaces[0], plain)
-    assert optuna_params(spaces[0], values, f"{spaces[0].name}.", True) == first.params
+    study = optuna.create_study()
+    study.enqueue_trial(first.params)
+    trial = study.ask()
+    cand = sample(trial, spaces[0], f"{spaces[0].name}.")
+    # each enqueued value lies in the distribution sample asks with (the family is Search.sample's to ask)
+    assert trial.params == {k: v for k, v in first.params.items() if k != "family"}
+    assert optuna_params(spaces[0], values_from_params(spaces[0], cand.params), f"{spaces[0].name}.", True) \
+        == first.params
+
+
+@pytest.mark.parametrize("encoding", KNOB_ENCODINGS)
+def test_enqueued_presets_sample_back_to_their_projected_configs(encoding: str) -> None:
+    space = resolve_space_arg("mobilevit")[0]
+    study = optuna.create_study()
+    assert enqueue_presets(study, [space], 3, encoding) == 3
+    for _ in range(3):
+        trial = study.ask()
+        cand = sample(trial, space, encoding=encoding)
+        nearest, _ = project(space, zoo.resolve(trial.user_attrs["preset"]).config)
+        assert cand.config == candidate_from_values(space, nearest).config
+        width = trial.distributions["width"]
+        assert isinstance(width, optuna.distributions.IntDistribution if encoding == "index"
+                          else optuna.distributions.CategoricalDistribution)
 
 
 def test_a_cross_family_start_covers_every_family() -> None:
