@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
+from fresh_process import ms_cell, ratio_fields, rows_or_one
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.families.efficientvit import CascadedGroupAttention
@@ -56,11 +54,7 @@ def time_one(name: str, threads: int) -> dict:
     with torch.inference_mode():
         gap = float((models["sdpa"](x) - models["matmul"](x)).abs().max())
     timings = time_models(models, 224, device="cpu", threads=threads, plan=PLAN)
-    row = {"name": name, "max_abs_logit_gap": gap}
-    for k, t in timings.items():
-        row[k] = {"median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "runs": t.runs}
-    row["ratio"] = row["matmul"]["median_ms"] / row["sdpa"]["median_ms"]
-    return row
+    return {"name": name, "max_abs_logit_gap": gap, **ratio_fields(timings, "matmul", "sdpa")}
 
 
 def table(rows: list[dict], threads: int) -> list[str]:
@@ -76,9 +70,7 @@ def table(rows: list[dict], threads: int) -> list[str]:
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        s, m = r["sdpa"], r["matmul"]
-        lines.append(f"| {r['name']} | {s['median_ms']:.2f} ({s['p10_ms']:.2f}-{s['p90_ms']:.2f}) | "
-                     f"{m['median_ms']:.2f} ({m['p10_ms']:.2f}-{m['p90_ms']:.2f}) | {r['ratio']:.3f} | "
+        lines.append(f"| {r['name']} | {ms_cell(r['sdpa'])} | {ms_cell(r['matmul'])} | {r['ratio']:.3f} | "
                      f"{r['max_abs_logit_gap']:.1e} |")
     faster = sum(r["ratio"] < 1 for r in rows)
     lines += ["", f"matmul faster on {faster} of {len(rows)} presets; median ratio "
@@ -88,20 +80,10 @@ def table(rows: list[dict], threads: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: one preset, a JSON line
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    if args.one:
-        print(json.dumps(time_one(args.one, args.threads)))
-        return
-    rows = []
-    for name in PRESETS:
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(args.threads)],
-                              check=True, capture_output=True, text=True)
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"{name}: ratio {rows[-1]['ratio']:.3f}", file=sys.stderr)
-    emit(table(rows, args.threads), args.out)
+    args, rows = rows_or_one(parser, lambda args: PRESETS, time_one)
+    if rows is not None:
+        emit(table(rows, args.threads), args.out)
 
 
 if __name__ == "__main__":
