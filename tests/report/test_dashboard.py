@@ -65,7 +65,9 @@ def test_a_study_nasbench_wrote_is_served_by_optuna_dashboard(tmp_path: Path) ->
         server.terminate()
         server.wait(timeout=30)
     trials = detail["trials"]
-    assert len(trials) == 3 and all(t["state"] == "Complete" for t in trials)
+    assert all(t["state"] == "Complete" for t in trials)
+    # 3 timed; a tiny space's sampler may also propose repeats (recorded with duplicate_of, not counted)
+    assert sum("duplicate_of" not in {a["key"] for a in t["user_attrs"]} for t in trials) == 3
     for t in trials:
         attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
         assert {"config", "row", "feasible", "name", "constraint"} <= set(attrs)
