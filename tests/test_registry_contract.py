@@ -15,10 +15,12 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import nn
 
 import tests.families
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
+from nasbench.families.layers import ConvNormAct
 from nasbench.metrics.cost import count_cost, count_params
 from tests.helpers import randomize_bn
 
@@ -79,3 +81,7 @@ def test_every_deploy_form_gives_the_training_forms_output(name: str) -> None:
         trained = model(x)
         deployed = fuse_for_deploy(model)(x)
     assert (deployed - trained).abs().max() <= 1e-5 * trained.abs().max(), name
+    # every folded Conv-BN with nothing after it is the bare conv now: no wrapper call per layer
+    wrapped = [n for n, m in model.named_modules() if isinstance(m, ConvNormAct) and list(m.children()) == [m.conv]]
+    assert wrapped == [], wrapped[:3]
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules()), name

@@ -72,19 +72,28 @@ def _producer(level: torch.Tensor, finished: list[tuple[str, torch.Tensor]]) -> 
     return next((name for name, out in reversed(finished) if out.numel() == level.numel()), "")
 
 
+# Bumped when the deploy form's modules change in a way that moves a timing (2: a folded
+# Conv-BN is the bare conv, no Identity call), so no cached measurement of the old form is reused.
+DEPLOY_FORM_REVISION = 2
+
+
 def fuse_for_deploy(model: nn.Module) -> nn.Module:
     """Fold BN / re-parameterisable branches into single convs, in place.
 
     Any submodule with a ``fuse()`` method owns its whole subtree: it is called and its
-    children are not visited. Everything else is searched recursively. Returns the model
-    in eval mode (fusing is only valid with frozen BN statistics).
+    children are not visited; where it also has ``deployed()``, what that returns takes its
+    place in the parent (a fused Conv-BN becomes the bare conv). Everything else is searched
+    recursively. Returns the model in eval mode (fusing is only valid with frozen BN statistics).
     """
     model.eval()
 
     def visit(module: nn.Module) -> None:
-        for child in module.children():
+        for name, child in list(module.named_children()):
             if hasattr(child, "fuse") and callable(child.fuse):
                 child.fuse()
+                replacement = child.deployed() if callable(getattr(child, "deployed", None)) else child
+                if replacement is not child:
+                    setattr(module, name, replacement)
             else:
                 visit(child)
 

@@ -241,10 +241,6 @@ class DFCGate(nn.Module):
         g = self.vertical(self.horizontal(self.proj(pooled)))
         return F.interpolate(torch.sigmoid(g), size=size, mode="nearest")
 
-    def fuse(self) -> None:
-        for layer in (self.proj, self.horizontal, self.vertical):
-            layer.fuse()
-
 
 class RepGhostModule(nn.Module):
     """Ghost module: half the channels from a 1x1 conv, the other half from a cheap

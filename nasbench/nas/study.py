@@ -43,7 +43,7 @@ from nasbench import __version__, zoo
 from nasbench.comparison import CompareOptions, measure_cost, peaks_for, prepare, result_row
 from nasbench.device import resolve_device
 from nasbench.errors import BuildError, MeasureError, UserError, first_line
-from nasbench.families.base import config_to_dict, fuse_for_deploy
+from nasbench.families.base import DEPLOY_FORM_REVISION, config_to_dict, fuse_for_deploy
 from nasbench.metrics.latency import Timing, TimingPlan, check_cuda_graph, device_name, time_models
 from nasbench.metrics.roofline import Peaks
 from nasbench.nas import measurements
@@ -263,7 +263,7 @@ class Search:
                 "threads": self.opts.threads or torch.get_num_threads(), "backend": self.opts.backend,
                 "timing": asdict(self.opts.timing), "target": self.opts.target,
                 "det_imgsz": self.opts.det_imgsz if detector else None, "torch": torch.__version__,
-                "nasbench": __version__}
+                "nasbench": __version__, "deploy_form": DEPLOY_FORM_REVISION}
 
     def measure_reusing(self, spec: zoo.ModelSpec, label: str, imgsz: int, reject_over_ms: float | None = None,
                         use_cache: bool = True) -> tuple[dict[str, Any], bool, bool]:

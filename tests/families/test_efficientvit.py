@@ -271,6 +271,42 @@ def test_attend_is_softmax_of_scaled_logits_plus_bias(kernel: str) -> None:
     torch.testing.assert_close(attend(q, k, v, bias, 0.25, kernel), expected, atol=1e-5, rtol=1e-5)
 
 
+def _attention(seed: int = 0) -> CascadedGroupAttention:
+    torch.manual_seed(seed)
+    attn = CascadedGroupAttention(dim=64, heads=4, key_dim=16, window=7, kernels=(5, 5, 5, 5))
+    randomise_norms(attn, seed)
+    return attn.eval()
+
+
+def test_bias_is_gathered_once_without_autograd_and_never_served_stale() -> None:
+    attn, x = _attention(), torch.randn(2, 64, 7, 7)
+    with torch.no_grad():
+        first = attn.cached_bias(7, 7, torch.float32)
+        assert attn.cached_bias(7, 7, torch.float32) is first  # reused: no gather per forward
+        torch.testing.assert_close(first, attn.bias_for(7, 7), rtol=0, atol=0)
+        before = attn(x)
+        attn.attention_biases.add_(1.0)  # an in-place write (optimiser step, load_state_dict)
+        assert attn.cached_bias(7, 7, torch.float32) is not first
+        torch.testing.assert_close(attn.cached_bias(7, 7, torch.float32), attn.bias_for(7, 7), rtol=0, atol=0)
+        assert not torch.allclose(attn(x), before)
+        attn.load_state_dict(_attention(seed=1).state_dict())
+        expected = _attention(seed=1)(x)
+        torch.testing.assert_close(attn(x), expected, rtol=0, atol=0)
+        torch.testing.assert_close(attn.double()(x.double()), expected.double(), rtol=1e-5, atol=1e-5)
+
+
+def test_bias_gets_its_gradient_in_every_step_with_autograd() -> None:
+    attn = _attention().train()
+    x = torch.randn(2, 64, 7, 7)
+    for _ in range(2):  # a cached tensor reused by a second backward would raise here
+        attn.zero_grad()
+        attn(x).square().sum().backward()
+        assert attn.attention_biases.grad is not None and attn.attention_biases.grad.abs().sum() > 0
+        with torch.no_grad():
+            attn.attention_biases.sub_(0.1 * attn.attention_biases.grad)
+    assert attn._bias_cache == {}  # nothing was cached while gradients were recorded
+
+
 # The registry-wide contract test (tests/test_registry_contract.py) checks every preset of
 # these families against this hand derivation, so a new family cannot skip one.
 TESTED_FAMILIES = ("efficientvit",)
