@@ -21,7 +21,7 @@ from typing import Any
 from nasbench import zoo
 from nasbench.families.base import fuse_for_deploy
 from nasbench.metrics.cost import count_cost
-from nasbench.nas.space import KNOB_ENCODING, Knob, Space, candidate_from_values, param_value
+from nasbench.nas.space import KNOB_ENCODING, Knob, Space, candidate_from_values, ordered, param_value
 
 START_ATTR = "start"  # trial user attribute: "preset" | "aimed"
 AIM_FRACTION = 0.92  # aim the scaled version a little under the budget: timing spreads by a few %
@@ -176,32 +176,82 @@ def preset_macs(space: Space, name: str) -> int:
 
 
 # ----------------------------------------------------------------------------- aiming
+WIDTH_WORDS = ("width", "dim", "channel")  # per-stage knobs named so are stage widths
+_STAGE_FACTORS = tuple(2 ** (i / 4) for i in range(-8, 9))  # x0.25 .. x4 in steps of 2^(1/4)
+
+
 def width_knobs(space: Space) -> list[Knob]:
     """Knobs that scale widths: a ``scale`` shaper, or a single value named ``*width*``."""
     return [k for k in space.knobs if not k.per_stage and (k.scale or "width" in k.name)]
 
+
+def stage_width_knobs(space: Space) -> list[Knob]:
+    """Per-stage numeric width choices (EfficientViT's ``embed_dims``), for spaces that have
+    no single width knob: aiming scales every stage by one common factor."""
+    return [k for k in space.knobs
+            if k.per_stage and ordered(k) and any(word in k.name for word in WIDTH_WORDS)]
+
+
+def _nearest_choice(knob: Knob, value: float) -> Any:
+    return min(knob.domain, key=lambda c: (abs(c - value), c))
+
+
+def width_settings(space: Space, values: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """The width settings aiming tries, and whether their MACs grow along the list: every
+    combination of the single width knobs (no order); where there are none, each stage width
+    times a growing common factor, snapped to the nearest choice (in order)."""
+    knobs = width_knobs(space)
+    if knobs:
+        combos = itertools.product(*(knob_domain(k) for k in knobs))
+        return [{k.name: v for k, v in zip(knobs, combo)} for combo in combos][:MAX_AIM_CANDIDATES], False
+    settings: list[dict[str, Any]] = []
+    for factor in _STAGE_FACTORS:
+        setting = {k.name: tuple(_nearest_choice(k, v * factor) for v in values[k.name])
+                   for k in stage_width_knobs(space)}
+        if setting and setting not in settings:
+            settings.append(setting)
+    return settings, True
+
+
+def _macs_or_none(macs_of: Callable[[Any], int], config: Any) -> int | None:
+    try:
+        return macs_of(config)
+    except Exception:  # noqa: BLE001 - a width the builder cannot make is no candidate; the trial goes on
+        return None
+
+
+def _most_macs_within(candidates: list[tuple[dict[str, Any], Any]], macs_of: Callable[[Any], int],
+                      limit_macs: float, ordered_by_macs: bool) -> dict[str, Any] | None:
+    """The (values, config) candidate with the most MACs at most ``limit_macs``. Counting a
+    config costs about a second, so a list ordered by MACs is bisected, not scanned."""
+    if ordered_by_macs:
+        lo, hi, best = 0, len(candidates) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            macs = _macs_or_none(macs_of, candidates[mid][1])
+            if macs is not None and macs <= limit_macs:
+                best, lo = candidates[mid][0], mid + 1
+            else:
+                hi = mid - 1
+        return best
+    counted = [(macs, values) for values, config in candidates
+               if (macs := _macs_or_none(macs_of, config)) is not None and macs <= limit_macs]
+    return max(counted, key=lambda c: c[0])[1] if counted else None
+
+
 def aimed_values(space: Space, values: dict[str, Any], macs_of: Callable[[Any], int], measured_ms: float,
                  measured_macs: int, budget_ms: float) -> dict[str, Any] | None:
-    """The width-knob setting with the most MACs whose latency, scaled from the measured one
-    by MACs, is at most AIM_FRACTION of the budget; None when there is no width knob, nothing
-    fits, or the best is the measured setting itself."""
-    knobs = width_knobs(space)
-    if not knobs or measured_macs <= 0:
+    """The width setting (``width_settings``) with the most MACs whose latency, scaled from the
+    measured one by MACs, is at most AIM_FRACTION of the budget; None when the space has no
+    width knob, nothing fits, or the best is the measured setting itself."""
+    settings, ordered_by_macs = width_settings(space, values)
+    if not settings or measured_macs <= 0:
         return None
-    combos = list(itertools.product(*(knob_domain(k) for k in knobs)))[:MAX_AIM_CANDIDATES]
-    best, best_macs = None, -1
-    for combo in combos:
-        cand_values = dict(values, **{k.name: v for k, v in zip(knobs, combo)})
-        cand = candidate_from_values(space, cand_values)
-        if cand.violations:
-            continue
-        try:
-            macs = macs_of(cand.config)
-        except Exception:  # noqa: BLE001 - a width the builder cannot make is no candidate; the trial goes on
-            continue
-        if measured_ms * macs / measured_macs <= AIM_FRACTION * budget_ms and macs > best_macs:
-            best, best_macs = cand_values, macs
-    if best is None or all(best[k.name] == values[k.name] for k in knobs):
+    candidates = [(cand_values, cand.config) for setting in settings
+                  if not (cand := candidate_from_values(space, cand_values := dict(values, **setting))).violations]
+    limit_macs = AIM_FRACTION * budget_ms * measured_macs / measured_ms
+    best = _most_macs_within(candidates, macs_of, limit_macs, ordered_by_macs)
+    if best is None or all(best[name] == values[name] for name in settings[0]):
         return None
     return best
 

@@ -24,6 +24,7 @@ from nasbench.nas.start import (
     project,
     start_limit,
     values_from_params,
+    width_settings,
 )
 from tests.helpers import TINY_SPACE
 from tests.search.test_search import cli, load, write_space
@@ -100,6 +101,32 @@ def test_the_aimed_width_is_the_widest_whose_scaled_latency_fits(tmp_path) -> No
     assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=10.0)["width"] == 0.5
     assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=6.0 / AIM_FRACTION - 0.01) is None  # none fits
     assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=100.0) is None  # already the widest
+
+
+def test_a_space_without_a_width_knob_is_aimed_by_scaling_every_stage() -> None:
+    """EfficientViT has per-stage widths only: all stages scale by one factor, snapped to the
+    choices, and the ordered list is bisected (a count costs about a second)."""
+    space = resolve_space_arg("efficientvit")[0]
+    values, _ = project(space, zoo.resolve("efficientvit_m4").config)  # widths (128, 256, 384)
+    settings, ordered_by_macs = width_settings(space, values)
+    assert ordered_by_macs and {"embed_dims", "key_dims"} == set(settings[0])
+    assert {"embed_dims": (128, 256, 384), "key_dims": (16, 16, 16)} in settings  # factor 1
+    assert settings[0]["embed_dims"] == (32, 64, 96) and settings[-1]["embed_dims"] == (384, 384, 384)
+    calls = []
+
+    def macs_of(config) -> int:  # stand-in cost that grows with every width
+        calls.append(config)
+        return sum(config.embed_dims) + sum(config.key_dims)
+
+    measured = sum((128, 256, 384)) + 48
+    # 40 ms measured; at 25 ms the scaled cost may be 0.92 * 25 / 40 of the measured one
+    aimed = aimed_values(space, values, macs_of, 40.0, measured, budget_ms=25.0)
+    fitting = [st for st in settings
+               if sum(st["embed_dims"]) + sum(st["key_dims"]) <= AIM_FRACTION * 25.0 / 40.0 * measured]
+    assert (aimed["embed_dims"], aimed["key_dims"]) == (fitting[-1]["embed_dims"], fitting[-1]["key_dims"])
+    assert aimed["depths"] == values["depths"] and aimed["heads"] == values["heads"]  # only widths move
+    assert len(calls) <= len(settings).bit_length()
+    assert aimed_values(space, values, macs_of, 40.0, measured, budget_ms=40.0 / AIM_FRACTION) is None  # itself
 
 
 def test_presets_start_the_search_and_are_not_measured_twice(tmp_path, monkeypatch) -> None:
