@@ -47,8 +47,9 @@ def time_one(name: str, threads: int) -> dict:
     models = {"ours": fuse_for_deploy(ours).eval(), "timm": reparameterize_model(theirs.eval())}
     imgsz = zoo.resolve(name).native_imgsz
     timings = time_models(models, imgsz, device="cpu", threads=threads, plan=PLAN)
-    return {"name": name, "timm_name": TIMM_NAMES[name], "imgsz": imgsz, "params": params, "timm": timm.__version__,
-            **ratio_fields(timings, "ours", "timm")}
+    # "timm_version", not "timm": ratio_fields puts timm's timing under "timm"
+    return {"name": name, "timm_name": TIMM_NAMES[name], "imgsz": imgsz, "params": params,
+            "timm_version": timm.__version__, **ratio_fields(timings, "ours", "timm")}
 
 
 def table(rows: list[dict], threads: int) -> list[str]:
@@ -57,7 +58,7 @@ def table(rows: list[dict], threads: int) -> list[str]:
         "Command: `PYTHONPATH=/tmp/timm:benchmarks/shim python benchmarks/reference_latency.py "
         "--out benchmarks/results/reference_latency_cpu.md`", "",
         f"Machine: {device_name(torch.device('cpu'))}, {threads} torch threads, torch {torch.__version__}, "
-        f"timm {rows[0]['timm'] if rows else '?'}, Python {platform.python_version()}. Each preset in a fresh "
+        f"timm {rows[0]['timm_version'] if rows else '?'}, Python {platform.python_version()}. Each preset in a fresh "
         f"process; each model in its own clean child process; batch 1, fp32, native size; {PLAN.rounds} alternating "
         f"rounds, up to {PLAN.runs} runs each after {PLAN.warmup} warm-up runs ({PLAN.time_limit_s:.0f} s a preset "
         "at most). Ratio: ours / timm's median (below 1: ours is faster).", "",
