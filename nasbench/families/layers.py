@@ -95,7 +95,7 @@ class ConvNormAct(nn.Sequential):
     def deployed(self) -> nn.Module:
         """What ``fuse_for_deploy`` puts in this layer's place: the bare conv when nothing
         follows it (as timm's re-parameterisation does), else this layer."""
-        return self.conv if "bn" not in self._modules and len(self) == 1 else self
+        return self.conv if len(self) == 1 else self  # the conv always comes first
 
 
 class SqueezeExcite(nn.Module):

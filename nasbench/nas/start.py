@@ -204,10 +204,10 @@ def width_settings(space: Space, values: dict[str, Any]) -> tuple[list[dict[str,
     if knobs:
         combos = itertools.product(*(knob_domain(k) for k in knobs))
         return [{k.name: v for k, v in zip(knobs, combo)} for combo in combos][:MAX_AIM_CANDIDATES], False
+    stage_knobs = stage_width_knobs(space)
     settings: list[dict[str, Any]] = []
     for factor in _STAGE_FACTORS:
-        setting = {k.name: tuple(_nearest_choice(k, v * factor) for v in values[k.name])
-                   for k in stage_width_knobs(space)}
+        setting = {k.name: tuple(_nearest_choice(k, v * factor) for v in values[k.name]) for k in stage_knobs}
         if setting and setting not in settings:
             settings.append(setting)
     return settings, True
