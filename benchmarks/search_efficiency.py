@@ -31,7 +31,7 @@ from nasbench.nas import samplers
 from nasbench.nas import study as st
 from nasbench.nas.budget import parse_budget_ms
 from nasbench.nas.space import KNOB_ENCODING, resolve_space_arg
-from nasbench.nas.start import enqueue_presets, start_limit
+from nasbench.nas.start import MAX_AIM_ROUNDS, enqueue_presets, start_limit
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 from search_overhead import hypervolume
 
@@ -49,7 +49,7 @@ class Strategy:
     two_objective: bool  # (MACs up, latency down), as the search now does; False: MACs alone, as before
     startup_trials: int = samplers.STARTUP_TRIALS  # trials TPE/GP sample at random, enqueued starts included
     knob_encoding: str = KNOB_ENCODING  # "value": numeric choices as categoricals, as studies were asked before
-    aim: bool = True  # enqueue each timed preset's width-scaled version aimed at the budget
+    aim_rounds: int = MAX_AIM_ROUNDS  # 0: no aimed versions; 1: aimed in proportion to MACs only (before)
 
 
 STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
@@ -57,7 +57,9 @@ STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
               Strategy("default", "auto sampler two-objective + presets + latency model (default)", "auto",
                        "presets", True, True),
               Strategy("default-noaim", "the default without the presets' aimed versions", "auto", "presets", True,
-                       True, aim=False))
+                       True, aim_rounds=0),
+              Strategy("default-oneaim", "the default with one aim per preset, in proportion to MACs", "auto",
+                       "presets", True, True, aim_rounds=1))
 # Candidates for the default, one change at a time (--sampler-study).
 SAMPLER_STUDY = (Strategy("random", "random", "random", "sampler", False, False),
                  Strategy("tpe1", "tpe, MACs alone + presets + latency model", "tpe", "presets", True, False),
@@ -92,8 +94,7 @@ def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: f
                             start=strategy.start, predict_latency=strategy.predict_latency, seed=seed)
     search = st.Search(spaces, opts)
     search.knob_encoding = strategy.knob_encoding
-    if not strategy.aim:  # benchmark-only switch: the product always aims where the space allows
-        search.enqueue_aimed = lambda *args: None
+    search.max_aim_rounds = strategy.aim_rounds
     study = optuna.create_study(study_name=f"{space_arg}-{budget_ms}-{strategy.name}-{seed}", storage=storage,
                                 directions=st.study_directions("macs") if strategy.two_objective else ["maximize"],
                                 sampler=samplers.make_sampler(strategy.sampler, seed, strategy.startup_trials,

@@ -4,8 +4,12 @@ Each preset is projected onto the space (the knob values whose config is closest
 preset's; "exact" when equal), enqueued as a trial, and measured like any other. Once a
 preset trial is timed, a width-scaled version of it aimed at the budget is enqueued
 (the space's width knobs set so that MACs, scaled from the preset's measured latency,
-land just under the budget). Both kinds give the sampler feasible points near the budget
-boundary from the first trials on, which is where a latency-constrained optimum lies.
+land just under the budget). Latency rarely grows in proportion to MACs (small models are
+overhead-bound: on a 2-core CPU EfficientViT-M4 has 3.8x M0's MACs and takes 1.7x its time), so
+an aimed version timed outside AIM_WINDOW of the budget is aimed once more, along the slope of
+log latency against log MACs that its own timing and its preset's show (a secant step). Both
+kinds give the sampler feasible points near the budget boundary from the first trials on,
+which is where a latency-constrained optimum lies.
 Everything here is generic over the space file: no family-specific code.
 """
 
@@ -25,6 +29,9 @@ from nasbench.nas.space import KNOB_ENCODING, Knob, Space, candidate_from_values
 
 START_ATTR = "start"  # trial user attribute: "preset" | "aimed"
 AIM_FRACTION = 0.92  # aim the scaled version a little under the budget: timing spreads by a few %
+AIM_WINDOW = (0.8, 1.0)  # of the budget: an aimed version timed outside it is aimed again
+MAX_AIM_ROUNDS = 2  # the preset's aim, then at most one secant step
+EXPONENT_RANGE = (0.25, 1.5)  # latency ~ MACs^e along a width line; clipped: two noisy timings make the slope
 MAX_AIM_CANDIDATES = 64
 _SWEEPS = 4
 _FLOAT_GRID = 9
@@ -239,17 +246,31 @@ def _most_macs_within(candidates: list[tuple[dict[str, Any], Any]], macs_of: Cal
     return max(counted, key=lambda c: c[0])[1] if counted else None
 
 
+def latency_exponent(first: tuple[float, float], second: tuple[float, float]) -> float:
+    """e in latency ~ MACs^e through two timed (MACs, ms) points of one width line, clipped to
+    EXPONENT_RANGE; 1 (proportional) when the MACs are equal or a point is empty."""
+    (macs_a, ms_a), (macs_b, ms_b) = first, second
+    if min(macs_a, macs_b, ms_a, ms_b) <= 0 or macs_a == macs_b:
+        return 1.0
+    slope = math.log(ms_b / ms_a) / math.log(macs_b / macs_a)
+    return min(max(slope, EXPONENT_RANGE[0]), EXPONENT_RANGE[1])
+
+
+def within_aim_window(latency_ms: float, budget_ms: float) -> bool:
+    return AIM_WINDOW[0] * budget_ms <= latency_ms <= AIM_WINDOW[1] * budget_ms
+
+
 def aimed_values(space: Space, values: dict[str, Any], macs_of: Callable[[Any], int], measured_ms: float,
-                 measured_macs: int, budget_ms: float) -> dict[str, Any] | None:
+                 measured_macs: int, budget_ms: float, exponent: float = 1.0) -> dict[str, Any] | None:
     """The width setting (``width_settings``) with the most MACs whose latency, scaled from the
-    measured one by MACs, is at most AIM_FRACTION of the budget; None when the space has no
-    width knob, nothing fits, or the best is the measured setting itself."""
+    measured one as MACs^exponent, is at most AIM_FRACTION of the budget; None when the space
+    has no width knob, nothing fits, or the best is the measured setting itself."""
     settings, ordered_by_macs = width_settings(space, values)
     if not settings or measured_macs <= 0:
         return None
     candidates = [(cand_values, cand.config) for setting in settings
                   if not (cand := candidate_from_values(space, cand_values := dict(values, **setting))).violations]
-    limit_macs = AIM_FRACTION * budget_ms * measured_macs / measured_ms
+    limit_macs = measured_macs * (AIM_FRACTION * budget_ms / measured_ms) ** (1.0 / exponent)
     best = _most_macs_within(candidates, macs_of, limit_macs, ordered_by_macs)
     if best is None or all(best[name] == values[name] for name in settings[0]):
         return None

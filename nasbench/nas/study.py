@@ -50,7 +50,16 @@ from nasbench.nas import measurements
 from nasbench.nas.budget import format_ms
 from nasbench.nas.latency_model import LatencyModel, fit_latency_model, work_vector
 from nasbench.nas.space import KNOB_ENCODING, Candidate, Space, sample
-from nasbench.nas.start import START_ATTR, aimed_values, deploy_macs, optuna_params, values_from_params
+from nasbench.nas.start import (
+    MAX_AIM_ROUNDS,
+    START_ATTR,
+    aimed_values,
+    deploy_macs,
+    latency_exponent,
+    optuna_params,
+    values_from_params,
+    within_aim_window,
+)
 from nasbench.nas.workers import worker_id
 
 FAR_OVER_BUDGET = 3.0  # one run slower than this x budget is rejected without more timing
@@ -172,6 +181,7 @@ class Search:
         self.data = None
         self._peaks: Peaks | None = None
         self.knob_encoding = KNOB_ENCODING  # a resumed study's own, once it is open (``use_study_encoding``)
+        self.max_aim_rounds = MAX_AIM_ROUNDS  # benchmarks compare fewer (0: no aimed versions)
 
     def use_study_encoding(self, study: optuna.Study) -> None:
         """Ask for knobs as the study's earlier trials were asked (studies made before the
@@ -317,16 +327,25 @@ class Search:
         return predicted, True
 
     def enqueue_aimed(self, trial: optuna.Trial, space: Space, cand: Candidate, row: dict[str, Any]) -> None:
-        """After a preset trial is timed: its width-scaled version aimed at the budget."""
+        """After a start trial is timed: a width-scaled version aimed at the budget. A preset is
+        scaled by MACs; an aimed version timed outside AIM_WINDOW is aimed once more along the
+        latency-MACs slope of its own timing and the one it was aimed from."""
+        point = (row["macs"], row["latency_ms"])
+        # an aimed trial of a study made before the secant step has no round: it is not aimed again
+        aim_round = trial.user_attrs.get("aim_round", 0 if trial.user_attrs.get("preset") else MAX_AIM_ROUNDS)
+        if aim_round >= self.max_aim_rounds or (aim_round and within_aim_window(point[1], self.opts.budget_ms)):
+            return
+        exponent = latency_exponent(tuple(trial.user_attrs["aimed_from_point"]), point) if aim_round else 1.0
         imgsz = self.imgsz_for(space)
         values = aimed_values(space, values_from_params(space, cand.params),
-                              lambda config: deploy_macs(space.family.name, config, imgsz), row["latency_ms"],
-                              row["macs"], self.opts.budget_ms)
+                              lambda config: deploy_macs(space.family.name, config, imgsz), point[1], point[0],
+                              self.opts.budget_ms, exponent)
         if values is None:
             return
         multi = len(self.spaces) > 1
         params = optuna_params(space, values, f"{space.name}." if multi else "", multi, self.knob_encoding)
-        attrs = {START_ATTR: "aimed", "aimed_from": trial.user_attrs.get("preset")}
+        attrs = {START_ATTR: "aimed", "aimed_from": trial.user_attrs.get("preset") or trial.user_attrs["aimed_from"],
+                 "aim_round": aim_round + 1, "aimed_from_point": list(point), "aim_exponent": round(exponent, 4)}
         trial.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
     def train(self, spec: zoo.ModelSpec, stop: Callable[[int, float], bool] | None = None):
@@ -407,7 +426,7 @@ class Search:
         row, rejected = self.measure_trial(trial, spec, imgsz, start, predicted)
         constraint = self.constraint(row)
         record_constraint(trial, constraint)
-        if start == "preset" and self.opts.target == "backbone":
+        if start and self.opts.target == "backbone":
             self.enqueue_aimed(trial, space, cand, row)
         if rejected or max(constraint.values()) > 0:
             trial.set_user_attr("reason", self.why_infeasible(row, rejected))

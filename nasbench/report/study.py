@@ -119,7 +119,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     if row.get("det_flops") is None and row.get("det_macs") is not None:
         row["det_flops"] = 2 * row["det_macs"]
     row["duplicate_of"] = ua.get("duplicate_of")
-    for key in ("start", "preset", "pred_latency_ms", "pred_latency_error", "predicted_over_timed"):
+    for key in ("start", "preset", "aimed_from", "aim_round", "pred_latency_ms", "pred_latency_error",
+                "predicted_over_timed"):
         row[key] = ua.get(key)
     row["predicted_over"] = bool(ua.get("predicted_over")) and "row" not in ua  # skipped, never timed
     row["duration_s"] = trial.duration.total_seconds() if trial.duration is not None else None

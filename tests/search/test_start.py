@@ -4,6 +4,7 @@ skips candidates its latency model puts over budget (recording the prediction)."
 from __future__ import annotations
 
 import json
+import math
 
 import optuna
 import pytest
@@ -16,10 +17,13 @@ from nasbench.nas.latency_model import LatencyModel
 from nasbench.nas.space import KNOB_ENCODINGS, candidate_from_values, resolve_space_arg, sample
 from nasbench.nas.start import (
     AIM_FRACTION,
+    EXPONENT_RANGE,
     aimed_values,
     config_distance,
     enqueue_presets,
+    latency_exponent,
     optuna_params,
+    preset_macs,
     preset_start_trials,
     project,
     start_limit,
@@ -101,6 +105,65 @@ def test_the_aimed_width_is_the_widest_whose_scaled_latency_fits(tmp_path) -> No
     assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=10.0)["width"] == 0.5
     assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=6.0 / AIM_FRACTION - 0.01) is None  # none fits
     assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=100.0) is None  # already the widest
+
+
+def test_the_latency_exponent_is_the_log_log_slope_of_two_timings() -> None:
+    assert latency_exponent((1000, 20.0), (500, 10.0)) == pytest.approx(1.0)
+    assert latency_exponent((1000, 20.0), (250, 10.0)) == pytest.approx(0.5)  # 4x MACs, 2x time
+    assert latency_exponent((1000, 20.0), (250, 21.0)) == EXPONENT_RANGE[0]  # timing noise: smaller but slower
+    assert latency_exponent((1000, 20.0), (999, 5.0)) == EXPONENT_RANGE[1]
+    assert latency_exponent((1000, 20.0), (1000, 12.0)) == 1.0  # no slope to read
+
+
+def test_the_aim_follows_the_exponent(tmp_path) -> None:
+    space = resolve_space_arg(str(write_space(tmp_path, EXACT_SPACE)))[0]
+    values, _ = project(space, zoo.resolve("mobilevit_xxs").config)
+
+    def macs_of(config) -> int:
+        return 300 if config.stage_channels[0] < zoo.resolve("mobilevit_xxs").config.stage_channels[0] else 1000
+
+    # 20 ms at 1000 MACs, budget 10 ms: in proportion, 460 MACs may run; with latency ~ MACs^0.5
+    # only 1000 * (9.2 / 20)^2 = 212, so width 0.5 (300 MACs) no longer fits
+    assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=10.0, exponent=1.0)["width"] == 0.5
+    assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=10.0, exponent=0.5) is None
+    assert aimed_values(space, values, macs_of, 20.0, 1000, budget_ms=14.0, exponent=0.5)["width"] == 0.5  # 424
+
+
+def test_an_aimed_version_outside_the_window_is_aimed_again_along_its_secant(tmp_path, monkeypatch) -> None:
+    """Latency here grows as MACs^0.5, as an overhead-bound model's does: the first aim, in
+    proportion to MACs, lands over the budget, so that version is aimed once more along the
+    slope its timing and the preset's show, and lands inside."""
+    width = {"choices": [0.25, 0.5, 0.75, 1.0], "scale": ["stage_channels", "transformer_dims", "ffn_dims"]}
+    spec = dict(EXACT_SPACE, knobs=dict(EXACT_SPACE["knobs"], width=width))  # MACs x0.16, 0.33, 0.70, 1
+    path = write_space(tmp_path, spec)
+    space = resolve_space_arg(str(path))[0]
+    base_macs = preset_macs(space, "mobilevit_xxs")
+    real = st.Search.measure
+
+    def measure(self, model_spec, *args, **kwargs):
+        row, _ = real(self, model_spec, *args, **kwargs)
+        row["latency_ms"] = 20.0 * math.sqrt(row["macs"] / base_macs)
+        return row, False
+
+    monkeypatch.setattr(st.Search, "measure", measure)
+    monkeypatch.setattr(st, "detector_references", lambda *a, **k: None)
+    res = cli(tmp_path, "--space", str(path), "--budget", "11ms", "--trials", "3", "--no-train", "--study", "s",
+              "--det-imgsz", "128")
+    assert res.exit_code == 0, res.output
+    preset, first, second = load(tmp_path, "s").trials[:3]
+    assert preset.user_attrs["row"]["latency_ms"] == pytest.approx(20.0)
+    macs = [t.user_attrs["row"]["macs"] for t in (preset, first, second)]
+    ms = [t.user_attrs["row"]["latency_ms"] for t in (preset, first, second)]
+    # round 1: the most MACs within 0.92 * 11 / 20 of the preset's (width 0.5); it runs over 11 ms
+    assert first.user_attrs["aim_round"] == 1 and first.user_attrs["aim_exponent"] == 1.0
+    assert macs[1] <= AIM_FRACTION * 11.0 / 20.0 * macs[0] and ms[1] > 11.0
+    # round 2: along the slope through both timings (0.5), from the round-1 point
+    assert second.user_attrs["aim_round"] == 2 and second.user_attrs["aimed_from"] == "mobilevit_xxs"
+    assert second.user_attrs["aim_exponent"] == pytest.approx(0.5, abs=1e-4)
+    assert second.user_attrs["aimed_from_point"] == [macs[1], ms[1]]
+    assert macs[2] <= macs[1] * (AIM_FRACTION * 11.0 / ms[1]) ** 2 and ms[2] <= AIM_FRACTION * 11.0
+    assert second.user_attrs["feasible"] is True
+    assert [t.user_attrs.get("aim_round") for t in load(tmp_path, "s").trials].count(2) == 1  # no third round
 
 
 def test_a_space_without_a_width_knob_is_aimed_by_scaling_every_stage() -> None:
