@@ -3,6 +3,7 @@ skips candidates its latency model puts over budget (recording the prediction)."
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -164,6 +165,10 @@ def test_an_aimed_version_outside_the_window_is_aimed_again_along_its_secant(tmp
     assert macs[2] <= macs[1] * (AIM_FRACTION * 11.0 / ms[1]) ** 2 and ms[2] <= AIM_FRACTION * 11.0
     assert second.user_attrs["feasible"] is True
     assert [t.user_attrs.get("aim_round") for t in load(tmp_path, "s").trials].count(2) == 1  # no third round
+    with open(next((tmp_path / "rep").rglob("trials.csv")), newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["start"], r["aimed_from"], r["aim_round"]) for r in table[:3]] == [
+        ("preset", "", ""), ("aimed", "mobilevit_xxs", "1"), ("aimed", "mobilevit_xxs", "2")]
 
 
 def test_a_space_without_a_width_knob_is_aimed_by_scaling_every_stage() -> None:
