@@ -338,6 +338,7 @@ def _run_trials(study, search_, err, limits: TrialLimits) -> bool:
                       TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False) as progress:
             task = progress.add_task("searching", total=limits.trials)
             counter = st.StopAfterTimed(limits.trials, every_trial=bool(limits.max_total))
+            search_.run_counter = counter
             callbacks = [counter, _Progress(progress, task, study.user_attrs.get("objective", "proxy_top1"), counter)]
             if limits.max_total:
                 deadline = None if limits.timeout_s is None else started + limits.timeout_s

@@ -182,6 +182,7 @@ class Search:
         self._peaks: Peaks | None = None
         self.knob_encoding = KNOB_ENCODING  # a resumed study's own, once it is open (``use_study_encoding``)
         self.max_aim_rounds = MAX_AIM_ROUNDS  # benchmarks compare fewer (0: no aimed versions)
+        self.run_counter: StopAfterTimed | None = None  # this run's trial count, where a command set one
 
     def use_study_encoding(self, study: optuna.Study) -> None:
         """Ask for knobs as the study's earlier trials were asked (studies made before the
@@ -335,6 +336,8 @@ class Search:
         aim_round = trial.user_attrs.get("aim_round", 0 if trial.user_attrs.get("preset") else MAX_AIM_ROUNDS)
         if aim_round >= self.max_aim_rounds or (aim_round and within_aim_window(point[1], self.opts.budget_ms)):
             return
+        if self.run_counter is not None and self.run_counter.timed + 1 >= self.run_counter.trials:
+            return  # this trial is the run's last: an aim queued now would be left waiting in the study
         exponent = latency_exponent(tuple(trial.user_attrs["aimed_from_point"]), point) if aim_round else 1.0
         imgsz = self.imgsz_for(space)
         values = aimed_values(space, values_from_params(space, cand.params),

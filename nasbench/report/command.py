@@ -39,7 +39,8 @@ def summary_lines(data: StudyData) -> list[str]:
         + (f"{c['predicted_over']} predicted over budget, " if c["predicted_over"] else "")
         + f"{c['pruned']} pruned, {c['failed']} failed"
         + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
-        + (f", {c['running']} still running" if c["running"] else ""),
+        + (f", {c['running']} still running" if c["running"] else "")
+        + (f", {c['queued']} queued (runs first when the study resumes)" if c["queued"] else ""),
         f"objective {objective_name(a)}"
         + (f" ({a.get('objective_label')}, estimator {a.get('estimator')})" if objective_name(a) == "estimate" else "")
         + (f", latency budget {budget:g} ms" if isinstance(budget, (int, float)) else "")

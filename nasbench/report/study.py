@@ -213,7 +213,8 @@ def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
         "infeasible": int((complete & ~feasible).sum()), "predicted_over": int(predicted.sum()),
         "pruned": int(((state == "pruned") & ~predicted).sum()),
         "failed": int((state == "failed").sum() - surplus.sum()), "surplus": int(surplus.sum()),
-        "running": int(state.isin(["running", "waiting"]).sum()), "duplicates": int(dup.sum()),
+        "running": int((state == "running").sum()), "queued": int((state == "waiting").sum()),
+        "duplicates": int(dup.sum()),
     }
 
 

@@ -382,7 +382,9 @@ def summary_html(data: StudyData, storage_label: str | None) -> Markup:
                  ("predicted over budget (never built)", c.get("predicted_over") or None),
                  ("pruned", c["pruned"]), ("failed", c["failed"]),
                  *((("surplus (another worker filled --max-total; never ran)", c["surplus"]),) if c["surplus"] else ()),
-                 ("still running", c["running"] or None), ("reused duplicates", c["duplicates"]),
+                 ("still running", c["running"] or None),
+                 ("queued (runs first when the study resumes)", c["queued"] or None),
+                 ("reused duplicates", c["duplicates"]),
                  ("on the Pareto front", len(data.pareto)), ("search wall time", duration_text(a.get("wall_s")))]
     return cards_html([("Search", run), ("Hardware and software", hw), ("Trials", trials)])
 

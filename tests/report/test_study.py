@@ -168,8 +168,9 @@ def test_running_and_unmeasured_trials_do_not_break_the_report():
 
     study = optuna.create_study(study_name="started", direction="maximize")
     study.ask()  # a search that has just begun: one RUNNING trial, nothing measured
+    study.enqueue_trial({})  # and one queued for the next run
     data = load_study_data(study)
-    assert data.counts["running"] == 1 and data.pareto.empty
+    assert data.counts["running"] == 1 and data.counts["queued"] == 1 and data.pareto.empty
     assert "no feasible completed trial yet" in render_study_html(data)
     grown = make_study(12, name="grown")
     grown.ask()

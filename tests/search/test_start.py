@@ -169,6 +169,12 @@ def test_an_aimed_version_outside_the_window_is_aimed_again_along_its_secant(tmp
         table = list(csv.DictReader(f))
     assert [(r["start"], r["aimed_from"], r["aim_round"]) for r in table[:3]] == [
         ("preset", "", ""), ("aimed", "mobilevit_xxs", "1"), ("aimed", "mobilevit_xxs", "2")]
+    # a run that ends with the round-1 version queues no second aim: --trials 2 leaves 2 trials
+    res = cli(tmp_path, "--space", str(path), "--budget", "11ms", "--trials", "2", "--no-train", "--study", "t",
+              "--det-imgsz", "128")
+    assert res.exit_code == 0, res.output
+    assert [t.state for t in load(tmp_path, "t").trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert "queued" not in res.output
 
 
 def test_a_space_without_a_width_knob_is_aimed_by_scaling_every_stage() -> None:
