@@ -15,6 +15,7 @@ from nasbench.console import stdout_console
 from nasbench.report.files import DEFAULT_REPORTS, ensure_writable_dir, shown_path
 from nasbench.report.study import (
     DISPLAY_COLUMNS,
+    QUEUED_LABEL,
     StudyData,
     latency_model_line,
     load_study_data,
@@ -40,7 +41,7 @@ def summary_lines(data: StudyData) -> list[str]:
         + f"{c['pruned']} pruned, {c['failed']} failed"
         + (f", {c['surplus']} surplus (never ran)" if c["surplus"] else "")
         + (f", {c['running']} still running" if c["running"] else "")
-        + (f", {c['queued']} queued (runs first when the study resumes)" if c["queued"] else ""),
+        + (f", {c['queued']} {QUEUED_LABEL}" if c["queued"] else ""),
         f"objective {objective_name(a)}"
         + (f" ({a.get('objective_label')}, estimator {a.get('estimator')})" if objective_name(a) == "estimate" else "")
         + (f", latency budget {budget:g} ms" if isinstance(budget, (int, float)) else "")

@@ -150,11 +150,11 @@ STUDY_COLUMNS: dict[str, str] = {
     "det_latency_ms": "median latency of the whole detector at det_imgsz, milliseconds",
     "duplicate_of": "trial number whose measurements were reused (same config sampled again)",
     "start": "'preset': a named preset projected onto the space, enqueued first; 'aimed': its width-scaled "
-             "version aimed at the budget (aim_round 2: aimed again along the latency-MACs slope of two "
-             "timings, when the first aim landed outside 0.8-1.0 of the budget); empty: proposed by the sampler",
+             "version aimed at the budget (see aim_round); empty: proposed by the sampler",
     "preset": "the named preset a start trial was projected from",
     "aimed_from": "the preset an aimed trial was scaled from",
-    "aim_round": "1: aimed from its preset in proportion to MACs; 2: aimed again from the round-1 version",
+    "aim_round": "1: aimed from its preset in proportion to MACs; 2: the round-1 version, timed outside 0.8-1.0 "
+                 "of the budget, aimed again along the latency-MACs slope of the two timings",
     "pred_latency_ms": "latency predicted by the study's online latency model before the trial was timed, ms",
     "pred_latency_error": "|pred_latency_ms - latency_ms| / latency_ms, for trials predicted and then timed",
     "predicted_over_timed": "predicted over budget but timed anyway (every 4th such candidate), to check the model",

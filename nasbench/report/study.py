@@ -59,6 +59,7 @@ CORE_COLUMNS = ("trial", "name", "family", "state", "feasible", "value", "proxy_
 _NUMERIC_CORE = ("trial", "value", "proxy_top1", "latency_ms", "params", "macs", "flops", "duplicate_of")
 _INT_COLUMNS = ("trial", "params", "params_train_form", "macs", "flops", "macs_fvcore", "macs_thop", "det_params",
                 "det_macs", "det_flops", "duplicate_of", "aim_round", "imgsz", "batch", "threads", "latency_runs")
+QUEUED_LABEL = "queued (runs first when the study resumes)"  # WAITING trials, in the summary and the report
 _STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
                 TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
 MIN_TRIALS_FOR_IMPORTANCE = 10

@@ -49,7 +49,14 @@ from nasbench.report.page import (
     write_files,
 )
 from nasbench.report.schema import KNOB_PREFIX, column_doc
-from nasbench.report.study import DISPLAY_COLUMNS, StudyData, latency_model_line, load_study_data, objective_name
+from nasbench.report.study import (
+    DISPLAY_COLUMNS,
+    QUEUED_LABEL,
+    StudyData,
+    latency_model_line,
+    load_study_data,
+    objective_name,
+)
 from nasbench.report.svg import Bars, Rule, Series, View, bars_svg, scatter_svg
 
 __all__ = ["SCRIPT", "render_study_html", "write_report_files", "write_study_report"]
@@ -383,7 +390,7 @@ def summary_html(data: StudyData, storage_label: str | None) -> Markup:
                  ("pruned", c["pruned"]), ("failed", c["failed"]),
                  *((("surplus (another worker filled --max-total; never ran)", c["surplus"]),) if c["surplus"] else ()),
                  ("still running", c["running"] or None),
-                 ("queued (runs first when the study resumes)", c["queued"] or None),
+                 (QUEUED_LABEL, c["queued"] or None),
                  ("reused duplicates", c["duplicates"]),
                  ("on the Pareto front", len(data.pareto)), ("search wall time", duration_text(a.get("wall_s")))]
     return cards_html([("Search", run), ("Hardware and software", hw), ("Trials", trials)])
