@@ -50,7 +50,6 @@ class Strategy:
     startup_trials: int = samplers.STARTUP_TRIALS  # trials TPE/GP sample at random, enqueued starts included
     knob_encoding: str = KNOB_ENCODING  # "value": numeric choices as categoricals, as studies were asked before
     aim_rounds: int = MAX_AIM_ROUNDS  # 0: no aimed versions; 1: aimed in proportion to MACs only (before)
-    aim_stage_widths: bool = True  # False: a space with a single width knob aims by it alone (before)
 
 
 STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
@@ -60,9 +59,7 @@ STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
               Strategy("default-noaim", "the default without the presets' aimed versions", "auto", "presets", True,
                        True, aim_rounds=0),
               Strategy("default-oneaim", "the default with one aim per preset, in proportion to MACs", "auto",
-                       "presets", True, True, aim_rounds=1),
-              Strategy("default-channelaim", "the default aiming by the width knob alone (stage dims kept)", "auto",
-                       "presets", True, True, aim_stage_widths=False))
+                       "presets", True, True, aim_rounds=1))
 # Candidates for the default, one change at a time (--sampler-study).
 SAMPLER_STUDY = (Strategy("random", "random", "random", "sampler", False, False),
                  Strategy("tpe1", "tpe, MACs alone + presets + latency model", "tpe", "presets", True, False),
@@ -98,7 +95,6 @@ def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: f
     search = st.Search(spaces, opts)
     search.knob_encoding = strategy.knob_encoding
     search.max_aim_rounds = strategy.aim_rounds
-    search.aim_stage_widths = strategy.aim_stage_widths
     study = optuna.create_study(study_name=f"{space_arg}-{budget_ms}-{strategy.name}-{seed}", storage=storage,
                                 directions=st.study_directions("macs") if strategy.two_objective else ["maximize"],
                                 sampler=samplers.make_sampler(strategy.sampler, seed, strategy.startup_trials,

@@ -193,38 +193,29 @@ def width_knobs(space: Space) -> list[Knob]:
 
 
 def stage_width_knobs(space: Space) -> list[Knob]:
-    """Per-stage numeric width choices (EfficientViT's ``embed_dims``, MobileViT's
-    ``transformer_dims``): aiming scales them with the space's width knobs by one common factor."""
+    """Per-stage numeric width choices (EfficientViT's ``embed_dims``), for spaces that have
+    no single width knob: aiming scales every stage by one common factor."""
     return [k for k in space.knobs
             if k.per_stage and ordered(k) and any(word in k.name for word in WIDTH_WORDS)]
 
 
 def _nearest_choice(knob: Knob, value: float) -> Any:
-    return min(knob_domain(knob), key=lambda c: (abs(c - value), c))
+    return min(knob.domain, key=lambda c: (abs(c - value), c))
 
 
-def width_settings(space: Space, values: dict[str, Any],
-                   stage_widths: bool = True) -> tuple[list[dict[str, Any]], bool]:
-    """The width settings aiming tries, and whether their MACs grow along the list. Where the
-    space has per-stage widths, every width (single knobs and stages alike) times a growing
-    common factor, snapped to the nearest choice (in order): the preset keeps its shape, as
-    the papers' own sizes do (MobileViT's xxs/xs/s scale channels and transformer dims
-    together; scaling channels alone left its transformer dims, most of its MACs, at the
-    preset's). Otherwise every combination of the single width knobs (no order).
-    ``stage_widths=False`` (benchmarks only) leaves per-stage widths alone where a single
-    width knob exists, as aiming did before."""
+def width_settings(space: Space, values: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """The width settings aiming tries, and whether their MACs grow along the list: every
+    combination of the single width knobs (no order); where there are none, each stage width
+    times a growing common factor, snapped to the nearest choice (in order)."""
     knobs = width_knobs(space)
-    stage_knobs = stage_width_knobs(space) if stage_widths or not knobs else []
-    if not knobs and not stage_knobs:
-        return [], False
-    if not stage_knobs:
+    if knobs:
         combos = itertools.product(*(knob_domain(k) for k in knobs))
         return [{k.name: v for k, v in zip(knobs, combo)} for combo in combos][:MAX_AIM_CANDIDATES], False
+    stage_knobs = stage_width_knobs(space)
     settings: list[dict[str, Any]] = []
     for factor in _STAGE_FACTORS:
-        setting = {k.name: _nearest_choice(k, values[k.name] * factor) for k in knobs}
-        setting.update({k.name: tuple(_nearest_choice(k, v * factor) for v in values[k.name]) for k in stage_knobs})
-        if setting not in settings:
+        setting = {k.name: tuple(_nearest_choice(k, v * factor) for v in values[k.name]) for k in stage_knobs}
+        if setting and setting not in settings:
             settings.append(setting)
     return settings, True
 
@@ -270,12 +261,11 @@ def within_aim_window(latency_ms: float, budget_ms: float) -> bool:
 
 
 def aimed_values(space: Space, values: dict[str, Any], macs_of: Callable[[Any], int], measured_ms: float,
-                 measured_macs: int, budget_ms: float, exponent: float = 1.0,
-                 stage_widths: bool = True) -> dict[str, Any] | None:
+                 measured_macs: int, budget_ms: float, exponent: float = 1.0) -> dict[str, Any] | None:
     """The width setting (``width_settings``) with the most MACs whose latency, scaled from the
     measured one as MACs^exponent, is at most AIM_FRACTION of the budget; None when the space
     has no width knob, nothing fits, or the best is the measured setting itself."""
-    settings, ordered_by_macs = width_settings(space, values, stage_widths)
+    settings, ordered_by_macs = width_settings(space, values)
     if not settings or measured_macs <= 0:
         return None
     candidates = [(cand_values, cand.config) for setting in settings

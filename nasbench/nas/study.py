@@ -182,7 +182,6 @@ class Search:
         self._peaks: Peaks | None = None
         self.knob_encoding = KNOB_ENCODING  # a resumed study's own, once it is open (``use_study_encoding``)
         self.max_aim_rounds = MAX_AIM_ROUNDS  # benchmarks compare fewer (0: no aimed versions)
-        self.aim_stage_widths = True  # benchmarks compare aiming by the single width knob alone
         self.run_counter: StopAfterTimed | None = None  # this run's trial count, where a command set one
 
     def use_study_encoding(self, study: optuna.Study) -> None:
@@ -343,7 +342,7 @@ class Search:
         imgsz = self.imgsz_for(space)
         values = aimed_values(space, values_from_params(space, cand.params),
                               lambda config: deploy_macs(space.family.name, config, imgsz), point[1], point[0],
-                              self.opts.budget_ms, exponent, self.aim_stage_widths)
+                              self.opts.budget_ms, exponent)
         if values is None:
             return
         multi = len(self.spaces) > 1
