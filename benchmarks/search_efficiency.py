@@ -50,6 +50,25 @@ class Strategy:
     startup_trials: int = samplers.STARTUP_TRIALS  # trials TPE/GP sample at random, enqueued starts included
     knob_encoding: str = KNOB_ENCODING  # "value": numeric choices as categoricals, as studies were asked before
     aim_rounds: int = MAX_AIM_ROUNDS  # 0: no aimed versions; 1: aimed in proportion to MACs only (before)
+    estimate_infeasible: bool = True  # False: an infeasible trial's objective value is its MACs (before)
+    complete_predicted: bool = True  # False: a trial predicted over budget is pruned, unseen by GPSampler (before)
+
+
+@dataclass(frozen=True)
+class ObjectiveView:
+    """How the tables read one search objective: the trial value, its label and unit, and the
+    hypervolume's reference value."""
+
+    name: str  # SearchOptions.objective
+    key: str  # in a measured row or a trial's attributes
+    label: str
+    unit: float  # values are divided by this in the tables and the hypervolume
+    ref: float  # the hypervolume counts values above this
+
+
+OBJECTIVES = {"macs": ObjectiveView("macs", "macs", "GMACs", 1e9, 0.0),
+              # estimated top-1 above 50 %: the lowest estimate of a published preset is 66.9 % (efficientvit_m0)
+              "estimate": ObjectiveView("estimate", "est_top1", "est. top-1 %", 1.0, 50.0)}
 
 
 STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
@@ -59,7 +78,11 @@ STRATEGIES = (Strategy("random", "random", "random", "sampler", False, False),
               Strategy("default-noaim", "the default without the presets' aimed versions", "auto", "presets", True,
                        True, aim_rounds=0),
               Strategy("default-oneaim", "the default with one aim per preset, in proportion to MACs", "auto",
-                       "presets", True, True, aim_rounds=1))
+                       "presets", True, True, aim_rounds=1),
+              Strategy("default-macsinfeasible", "the default with an infeasible trial's MACs as its objective value",
+                       "auto", "presets", True, True, estimate_infeasible=False),
+              Strategy("default-prunedpredicted", "the default with a trial predicted over budget pruned", "auto",
+                       "presets", True, True, complete_predicted=False))
 # Candidates for the default, one change at a time (--sampler-study).
 SAMPLER_STUDY = (Strategy("random", "random", "random", "sampler", False, False),
                  Strategy("tpe1", "tpe, MACs alone + presets + latency model", "tpe", "presets", True, False),
@@ -81,22 +104,29 @@ class Outcome:
     hypervolume: float
     feasible: int
     trials: int
-    best_macs: float
+    best: float  # the best feasible objective value
     predicted_over: int
     model_error: float | None
     wall_s: float
-    front: tuple[tuple[float, float], ...] = ()  # (latency ms, MACs) of the feasible trials
+    front: tuple[tuple[float, float], ...] = ()  # (latency ms, objective value) of the feasible trials
 
 
-def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: float, storage: str) -> Outcome:
+def trial_value(trial: optuna.trial.FrozenTrial, view: ObjectiveView) -> float:
+    return trial.user_attrs["row"]["macs"] if view.name == "macs" else trial.user_attrs[view.key]
+
+
+def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: float, storage: str,
+        view: ObjectiveView = OBJECTIVES["macs"]) -> Outcome:
     spaces = resolve_space_arg(space_arg)
-    opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs", sampler=strategy.sampler,
+    opts = st.SearchOptions(budget_ms=budget_ms, device="cpu", objective=view.name, sampler=strategy.sampler,
                             start=strategy.start, predict_latency=strategy.predict_latency, seed=seed)
     search = st.Search(spaces, opts)
     search.knob_encoding = strategy.knob_encoding
     search.max_aim_rounds = strategy.aim_rounds
+    search.estimate_infeasible = strategy.estimate_infeasible
+    search.complete_predicted = strategy.complete_predicted
     study = optuna.create_study(study_name=f"{space_arg}-{budget_ms}-{strategy.name}-{seed}", storage=storage,
-                                directions=st.study_directions("macs") if strategy.two_objective else ["maximize"],
+                                directions=st.study_directions(view.name) if strategy.two_objective else ["maximize"],
                                 sampler=samplers.make_sampler(strategy.sampler, seed, strategy.startup_trials,
                                                               n_spaces=len(spaces)))
     started = time.perf_counter()
@@ -106,33 +136,34 @@ def run(space_arg: str, strategy: Strategy, seed: int, trials: int, budget_ms: f
     study.optimize(search, n_trials=st.asked_limit(trials), callbacks=[counter], catch=(RuntimeError,))
     wall = time.perf_counter() - started
     done = [t for t in study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
-    front = [(t.user_attrs["row"]["latency_ms"], t.user_attrs["row"]["macs"]) for t in done if t.user_attrs["feasible"]]
+    front = [(t.user_attrs["row"]["latency_ms"], trial_value(t, view)) for t in done if t.user_attrs["feasible"]]
     errors = [t.user_attrs["pred_latency_error"] for t in study.trials if "pred_latency_error" in t.user_attrs]
     feasible = sum(1 for t in study.trials if t.user_attrs.get("feasible") and t.state.name == "COMPLETE"
                    and st.timed_now(t))
-    return Outcome(hypervolume(front, budget_ms), feasible, counter.timed, max((m for _, m in front), default=0.0),
+    return Outcome(hypervolume(front, budget_ms, view.ref, view.unit), feasible, counter.timed,
+                   max((v for _, v in front), default=view.ref),
                    sum(1 for t in study.trials if t.user_attrs.get("predicted_over")),
                    statistics.median(errors) if errors else None, wall, tuple(front))
 
 
-def best_preset_macs(space_arg: str, budget_ms: float) -> tuple[float, str]:
+def best_preset(space_arg: str, budget_ms: float, view: ObjectiveView) -> tuple[float, str]:
     """The best feasible named preset (its own config, measured like a trial)."""
     spaces = resolve_space_arg(space_arg)
-    search = st.Search(spaces, st.SearchOptions(budget_ms=budget_ms, device="cpu", objective="macs"))
+    search = st.Search(spaces, st.SearchOptions(budget_ms=budget_ms, device="cpu", objective=view.name))
     rows = st.measure_presets(search, [p for s in spaces for p in s.presets], log=lambda s: None)
     feasible = [r for r in rows if r["feasible"]]
-    best = max(feasible, key=lambda r: r["macs"], default=None)
-    return (best["macs"], best["name"]) if best else (0.0, "none")
+    best = max(feasible, key=lambda r: r[view.key], default=None)
+    return (best[view.key], best["name"]) if best else (view.ref, "none")
 
 
 def setting_lines(space_arg: str, budget: str, seeds: list[int], trials: int, storage: str,
-                  strategies: tuple[Strategy, ...]) -> tuple[list[str], dict]:
+                  strategies: tuple[Strategy, ...], view: ObjectiveView) -> tuple[list[str], dict]:
     budget_ms = parse_budget_ms(budget)
-    preset_macs, preset_name = best_preset_macs(space_arg, budget_ms)
+    preset_value, preset_name = best_preset(space_arg, budget_ms, view)
     outcomes: dict[str, list[Outcome]] = {s.name: [] for s in strategies}
     for seed in seeds:
         for strategy in strategies:
-            outcomes[strategy.name].append(run(space_arg, strategy, seed, trials, budget_ms, storage))
+            outcomes[strategy.name].append(run(space_arg, strategy, seed, trials, budget_ms, storage, view))
             print(space_arg, budget, seed, strategy.name, outcomes[strategy.name][-1], flush=True)
     random_hv = statistics.fmean(o.hypervolume for o in outcomes["random"])
     lines = []
@@ -140,21 +171,55 @@ def setting_lines(space_arg: str, budget: str, seeds: list[int], trials: int, st
         runs = outcomes[strategy.name]
         hv = statistics.fmean(o.hypervolume for o in runs)
         errors = [o.model_error for o in runs if o.model_error is not None]
-        best = statistics.fmean(o.best_macs for o in runs)
+        best = statistics.fmean(o.best for o in runs)
         lines.append(
             f"| {space_arg} | {budget} | {strategy.name} | {hv:.2f} | {hv / max(random_hv, 1e-9):.2f} "
             f"| {sum(o.feasible for o in runs)}/{sum(o.trials for o in runs)} "
             f"({100 * sum(o.feasible for o in runs) / max(sum(o.trials for o in runs), 1):.0f}%) "
-            f"| {best / 1e9:.3f} | {min(o.best_macs for o in runs) / 1e9:.3f} "
-            f"| {preset_name} {preset_macs / 1e9:.3f} | {sum(o.predicted_over for o in runs)} "
+            f"| {best / view.unit:.3f} | {min(o.best for o in runs) / view.unit:.3f} "
+            f"| {preset_name} {preset_value / view.unit:.3f} | {sum(o.predicted_over for o in runs)} "
             f"| {'—' if not errors else f'{100 * statistics.median(errors):.0f}%'} "
             f"| {statistics.fmean(o.wall_s for o in runs):.0f} |")
     # What all these runs found together: an empirical ceiling for one run's ratio in this setting.
-    pooled = hypervolume([point for runs in outcomes.values() for o in runs for point in o.front], budget_ms)
+    pooled = hypervolume([point for runs in outcomes.values() for o in runs for point in o.front], budget_ms,
+                         view.ref, view.unit)
     lines.append(f"| {space_arg} | {budget} | every run above, fronts pooled | {pooled:.2f} "
                  f"| {pooled / max(random_hv, 1e-9):.2f} |" + " — |" * 7)
     return lines, {s.name: statistics.fmean(o.hypervolume for o in outcomes[s.name]) / max(random_hv, 1e-9)
                    for s in strategies}
+
+
+def header_lines(args: argparse.Namespace, view: ObjectiveView) -> list[str]:
+    cost_only = view.name == "macs"
+    what = ("MACs under the latency budget (cost-only, no training)" if cost_only else
+            "the default estimator's estimated ImageNet top-1 under the latency budget (an infeasible trial is "
+            "estimated too, as the search does, or given its MACs under `default-macsinfeasible`)")
+    reference = "(budget, 0)" if cost_only else f"(budget, {view.ref:g} %)"
+    return [
+        f"# Search efficiency{', cost-only' if cost_only else ', estimate objective'}: strategies against random "
+        "sampling\n",
+        f"Command: `python benchmarks/search_efficiency.py --trials {args.trials} --seeds "
+        f"{' '.join(map(str, args.seeds))}{' --sampler-study' if args.sampler_study else ''}"
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}"
+        f"{' --strategies ' + ' '.join(args.strategies) if args.strategies else ''}"
+        f"{'' if cost_only else ' --objective ' + view.name}`. "
+        f"CPU: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, optuna {optuna.__version__}. Objective: {what}; each trial = sample + build + "
+        "count + CPU timing (3 warm-up + 15 runs). "
+        f"Hypervolume: area of the feasible (latency <= budget, {view.label}) front in ms x {view.label}, reference "
+        f"{reference}, mean over seeds; the ratio is against random's mean. Trials: candidates built and timed, as "
+        "`--trials` counts them (those skipped unbuilt, predicted over budget or against the space's constraints, "
+        "and repeats, are recorded beside them, not counted). Feasible: timed trials within the budget. "
+        f"Best: mean (and worst seed) of the best feasible {view.label}; the best feasible preset is the named preset "
+        f"with the most {view.label} within the budget, its own config measured the same way. Model error: median "
+        "|predicted - measured| / measured over trials the latency model predicted before they were timed. "
+        "'before' is the previous search with today's sampler settings "
+        f"(TPE, {samplers.STARTUP_TRIALS} start-up trials): one objective, no presets first, no latency model.\n",
+        f"| space | budget | strategy | hypervolume | vs random | feasible trials | best {view.label} (mean) "
+        f"| best {view.label} (worst seed) | best feasible preset {view.label} | predicted over (never built) "
+        "| model error | wall s / run |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
 
 
 def main() -> None:
@@ -166,6 +231,8 @@ def main() -> None:
                     help="compare candidate samplers (same start and latency model) instead of the strategies")
     ap.add_argument("--strategies", nargs="+", default=None,
                     help="keys of the strategies to run (random is always run: the ratios are against it)")
+    ap.add_argument("--objective", choices=sorted(OBJECTIVES), default="macs",
+                    help="what the searches maximise: MACs (cost-only, the default) or the default estimator")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     strategies = SAMPLER_STUDY if args.sampler_study else STRATEGIES
@@ -174,35 +241,14 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     settings = [tuple(s.split(":")) for s in args.only] if args.only else SETTINGS
     started = time.perf_counter()
-    lines = [
-        "# Search efficiency, cost-only: strategies against random sampling\n",
-        f"Command: `python benchmarks/search_efficiency.py --trials {args.trials} --seeds "
-        f"{' '.join(map(str, args.seeds))}{' --sampler-study' if args.sampler_study else ''}"
-        f"{' --only ' + ' '.join(args.only) if args.only else ''}"
-        f"{' --strategies ' + ' '.join(args.strategies) if args.strategies else ''}`. "
-        f"CPU: {device_name(torch.device('cpu'))}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, optuna {optuna.__version__}. Objective: MACs under the latency budget "
-        "(cost-only, no training); each trial = sample + build + count + CPU timing (3 warm-up + 15 runs). "
-        "Hypervolume: area of the feasible (latency <= budget, MACs) front in ms x GMACs, reference (budget, 0), "
-        "mean over seeds; the ratio is against random's mean. Trials: candidates built and timed, as `--trials` "
-        "counts them (those skipped unbuilt, predicted over budget or against the space's constraints, and "
-        "repeats, are recorded beside them, not counted). Feasible: timed trials within the budget. "
-        "Best: mean (and worst seed) of the best feasible "
-        "MACs; the best feasible preset is the named preset with the most MACs within the budget, its own config "
-        "measured the same way. Model error: median |predicted - measured| / measured over trials the latency model "
-        "predicted before they were timed. 'before' is the previous search with today's sampler settings "
-        f"(TPE, {samplers.STARTUP_TRIALS} start-up trials): one objective, no presets first, no latency model.\n",
-        "| space | budget | strategy | hypervolume | vs random | feasible trials | best GMACs (mean) "
-        "| best GMACs (worst seed) | best feasible preset GMACs | predicted over (never built) | model error "
-        "| wall s / run |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
-    ]
+    view = OBJECTIVES[args.objective]
+    lines = header_lines(args, view)
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NASBENCH_CACHE_DIR"] = tmp  # a cold cross-study cache for this invocation
         storage = f"sqlite:///{tmp}/bench.db"
         for space_arg, budget in settings:
-            rows, ratio = setting_lines(space_arg, budget, args.seeds, args.trials, storage, strategies)
+            rows, ratio = setting_lines(space_arg, budget, args.seeds, args.trials, storage, strategies, view)
             lines += rows
             ratios[(space_arg, budget)] = ratio
     worst = {s.name: min(r[s.name] for r in ratios.values()) for s in strategies}

@@ -27,13 +27,14 @@ from nasbench.nas.space import resolve_space_arg
 from report_out import emit  # benchmarks/ is on sys.path when a script runs
 
 
-def hypervolume(points: list[tuple[float, float]], budget_ms: float, macs_ref: float = 0.0) -> float:
-    """Area dominated by (latency, macs) points within [0, budget] x [macs_ref, inf), in ms*GMACs."""
-    area, best = 0.0, macs_ref
-    for lat, macs in sorted(points, key=lambda p: p[0]):
-        if lat <= budget_ms and macs > best:
-            area += (budget_ms - lat) * (macs - best) / 1e9
-            best = macs
+def hypervolume(points: list[tuple[float, float]], budget_ms: float, ref: float = 0.0, unit: float = 1e9) -> float:
+    """Area dominated by (latency, value) points within [0, budget] x [ref, inf), in ms x
+    value/unit (ms x GMACs by default)."""
+    area, best = 0.0, ref
+    for lat, value in sorted(points, key=lambda p: p[0]):
+        if lat <= budget_ms and value > best:
+            area += (budget_ms - lat) * (value - best) / unit
+            best = value
     return area
 
 

@@ -99,7 +99,7 @@ class _Progress:
             self.best = value if self.best is None else max(self.best, value)
         best = "—" if self.best is None else (f"{self.best / 1e9:.3f} GMACs" if self.objective == "macs"
                                               else f"{self.best:.4g}")
-        skipped = f" · {self.counter.skipped} skipped unbuilt" if self.counter.skipped else ""
+        skipped = f" · {self.counter.skipped} skipped untimed" if self.counter.skipped else ""
         self.progress.update(self.task, completed=self.counter.timed,
                              description=f"trial {trial.number} {trial.state.name.lower()} "
                                          f"· feasible {self.feasible}{skipped} · best {best}")
@@ -115,7 +115,7 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
                    "or a space .yaml file.")
 @click.option("--budget", required=True, help=f"Latency budget, hard constraint. Accepted: {BUDGET_FORMS}.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Candidates this run builds and times (those skipped unbuilt are recorded beside them).")
+              help="Candidates this run builds and times (those skipped untimed are recorded beside them).")
 @click.option("--max-total", type=click.IntRange(min=1), default=None,
               help="Exactly this many finished trials in the study, all workers together (this worker stops "
                    "earlier at --trials).")
@@ -192,8 +192,8 @@ def search(space_arg, budget, trials, max_total, timeout, device, target, imgsz,
     A new study starts at the space's named presets (and width-scaled versions aimed at
     the budget). Each trial: sample a config, count params/MACs on the meta device;
     predicted well over budget by the latency model fitted on the study's own timings ->
-    recorded with the prediction, never built; else build and time it on --device; over
-    budget -> recorded infeasible, never estimated or trained; within budget -> the
+    recorded infeasible with the prediction, never timed; else build and time it on
+    --device; over budget -> recorded infeasible, never trained; within budget -> the
     objective: an accuracy estimate (default, seconds per candidate), short proxy training
     (pruned early when clearly worse) or MACs. Estimate and MACs studies optimise the
     objective and latency together (the Pareto front). The same command resumes the
@@ -399,7 +399,7 @@ def _finish(study, name: str, storage: str, out_dir, run_before: frozenset[int],
 
     render_study(study, out_dir, mask_url(storage), console)
     counted, skipped_n, others = run_counts(study.get_trials(deepcopy=False), run_before, worker_id(), every_trial)
-    skipped = f", {skipped_n} skipped unbuilt or repeated (recorded, not counted)" if skipped_n else ""
+    skipped = f", {skipped_n} skipped untimed or repeated (recorded, not counted)" if skipped_n else ""
     console.print(f"{counted} trial(s) this run{skipped}" + (f" (+{others} by other workers)" if others > 0 else "")
                   + f", {st.feasible_count(study)} feasible in the study; "
                   f"re-run the same command to add trials. Export configs with `nasbench export {name}`.",

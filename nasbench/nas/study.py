@@ -19,10 +19,12 @@ sample (a new study's first trials are the presets, ``nasbench.nas.start``) -> c
 of the space (never built when broken) -> same config seen before? (reuse its
 measurements) -> features and caps counted on the meta device (ms, no weights) -> the
 study's latency model (``nasbench.nas.latency_model``) puts it well over budget: recorded
-with the prediction, never built -> build + one timed run (reject at once when far over
-budget) -> full timing (start trials through the cross-study cache,
+infeasible with the prediction, never timed -> build + one timed run (reject at once when
+far over budget) -> full timing (start trials through the cross-study cache,
 ``nasbench.nas.measurements``) -> over budget: recorded infeasible, never trained ->
 the objective (estimate, MACs, or proxy training with intermediate reports and a pruner).
+An infeasible trial completes with an objective value in the objective's units (its MACs,
+its estimate; 0 for an untrained proxy), so that the sampler's model learns from it.
 Every trial stores its config, result row, timing context and proxy result as user
 attributes (see ``nasbench.report.study`` for the reader side).
 """
@@ -182,6 +184,8 @@ class Search:
         self._peaks: Peaks | None = None
         self.knob_encoding = KNOB_ENCODING  # a resumed study's own, once it is open (``use_study_encoding``)
         self.max_aim_rounds = MAX_AIM_ROUNDS  # benchmarks compare fewer (0: no aimed versions)
+        self.estimate_infeasible = True  # benchmarks compare MACs as an infeasible trial's value (before)
+        self.complete_predicted = True  # benchmarks compare pruning a trial predicted over budget (before)
         self.run_counter: StopAfterTimed | None = None  # this run's trial count, where a command set one
 
     def use_study_encoding(self, study: optuna.Study) -> None:
@@ -303,7 +307,7 @@ class Search:
 
     def predict(self, trial: optuna.Trial, work: list[float], caps: dict[str, float]) -> tuple[float | None, bool]:
         """The model's prediction (recorded on the trial; None without a model) and whether the
-        candidate is skipped as predicted over budget (recorded, never built). Every k-th such
+        candidate is skipped as predicted over budget (recorded, never timed). Every k-th such
         one is timed anyway."""
         if not self.opts.predict_latency or self.opts.target == "detector":
             return None, False
@@ -324,7 +328,7 @@ class Search:
         record_constraint(trial, {"latency_over_budget_ms": predicted - self.opts.budget_ms, **caps})
         trial.set_user_attr("reason", f"predicted over budget: {predicted:.1f} ms > {self.opts.budget_ms:g} ms even "
                                       f"{model.margin:.0%} faster (latency model on {model.points} measured trials, "
-                                      f"median error {model.median_error:.0%}; never built)")
+                                      f"median error {model.median_error:.0%}; never timed)")
         return predicted, True
 
     def enqueue_aimed(self, trial: optuna.Trial, space: Space, cand: Candidate, row: dict[str, Any]) -> None:
@@ -380,8 +384,16 @@ class Search:
         caps = {"params_over_cap": (params, self.opts.max_params), "macs_over_cap": (macs, self.opts.max_macs)}
         return {key: (value - cap) / cap for key, (value, cap) in caps.items() if cap}
 
-    def infeasible_value(self, row: dict[str, Any]) -> float:
-        return float(row["macs"]) if not self.opts.train else 0.0
+    def infeasible_value(self, trial: optuna.Trial, spec: zoo.ModelSpec, imgsz: int, macs: int) -> float:
+        """The objective value of a candidate over the budget (timed, or predicted). GPSampler
+        fits its model of the objective on every completed trial, infeasible ones included (the
+        constraint is modelled apart), so the value must be in the objective's units: MACs, or
+        the estimate (a second or two; MACs once stood in for it, which told the model that an
+        over-budget candidate scores millions of times a feasible one). A proxy run is not paid
+        for: 0 % top-1."""
+        if self.opts.objective == "estimate" and self.estimate_infeasible:
+            return self.estimate_trial(trial, spec, imgsz)
+        return float(macs) if not self.opts.train else 0.0
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
@@ -425,7 +437,11 @@ class Search:
         start = trial.user_attrs.get(START_ATTR)  # set when the trial was enqueued
         predicted, skip = (None, False) if start else self.predict(trial, work, caps)
         if skip:
-            raise optuna.TrialPruned()
+            # completed, not pruned: GPSampler models completed trials only, so a pruned one
+            # taught it nothing and it proposed the same point until the every-k-th timing
+            if not self.complete_predicted:
+                raise optuna.TrialPruned()
+            return self.infeasible_value(trial, spec, imgsz, features.macs)
         row, rejected = self.measure_trial(trial, spec, imgsz, start, predicted)
         constraint = self.constraint(row)
         record_constraint(trial, constraint)
@@ -433,7 +449,7 @@ class Search:
             self.enqueue_aimed(trial, space, cand, row)
         if rejected or max(constraint.values()) > 0:
             trial.set_user_attr("reason", self.why_infeasible(row, rejected))
-            return self.infeasible_value(row)
+            return self.infeasible_value(trial, spec, imgsz, row["macs"])
         trial.set_user_attr("feasible", True)
         if self.opts.objective == "macs":
             return float(row["macs"])
@@ -442,8 +458,11 @@ class Search:
         return self.train_trial(trial, spec)
 
     def trial_latency_ms(self, trial: optuna.Trial) -> float:
-        """The latency objective of a completed trial: what the budget constrains."""
-        row = trial.user_attrs["row"]
+        """The latency objective of a completed trial: what the budget constrains (predicted
+        for one skipped as predicted over budget)."""
+        row = trial.user_attrs.get("row")
+        if row is None:
+            return float(trial.user_attrs["pred_latency_ms"])
         return float(row.get("det_latency_ms") if self.opts.target == "detector" else row["latency_ms"])
 
     def sample(self, trial: optuna.Trial) -> tuple[Space, Candidate]:
@@ -644,9 +663,10 @@ SKIPPED_PER_TIMED_MAX = 3  # a run asks the sampler for at most (1 + this) x --t
 
 def timed_now(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a finished trial cost a build and a timing, which is what --trials counts.
-    A candidate skipped unbuilt (predicted over budget, against the space's constraints or
-    a --max-params/--max-macs cap) or a repeat of an earlier config costs milliseconds: it
-    is recorded, with its reason, but does not use up the run's trials. A failed build counts."""
+    A candidate skipped untimed (predicted over budget, against the space's constraints or
+    a --max-params/--max-macs cap) or a repeat of an earlier config costs no timing (at most
+    an estimate's seconds): it is recorded, with its reason, but does not use up the run's
+    trials. A failed build counts."""
     if trial.state == TrialState.FAIL:
         return True
     return "row" in trial.user_attrs and "duplicate_of" not in trial.user_attrs

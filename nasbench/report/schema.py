@@ -159,7 +159,8 @@ STUDY_COLUMNS: dict[str, str] = {
     "pred_latency_error": "|pred_latency_ms - latency_ms| / latency_ms, for trials predicted and then timed",
     "predicted_over_timed": "predicted over budget but timed anyway (every 4th such candidate), to check the model",
     "predicted_over": "skipped: the latency model put it over the budget even at the optimistic end of its "
-                      "error, so it was never built or timed (reason has the prediction)",
+                      "error, so it was never timed (reason has the prediction); it completes infeasible with "
+                      "the predicted latency, never built unless the objective is an estimate",
     "duration_s": "wall time of the trial, seconds",
     "started_at": "trial start time, ISO 8601 (the storage's clock)",
     "reason": "why the trial is infeasible, pruned or failed",

@@ -200,15 +200,17 @@ def rows_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
 
 
 def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """Trials by outcome. One skipped as predicted over budget is counted as that alone,
+    whether Optuna holds it as completed (now: so the sampler learns from it) or pruned (before)."""
     state = trials["state"] if len(trials) else pd.Series(dtype=object)
-    complete = state == "complete"
+    predicted = trials["predicted_over"].fillna(False).astype(bool) if "predicted_over" in trials.columns \
+        else pd.Series(False, index=trials.index)
+    complete = (state == "complete") & ~predicted
     feasible = complete & (trials["feasible"].astype(bool) if len(trials) else False)
     dup = trials["duplicate_of"].notna() if "duplicate_of" in trials.columns else pd.Series(False, index=trials.index)
     # slot-race losers of a multi-worker --max-total: FAIL in Optuna, but nothing went wrong
     surplus = (state == "failed") & trials["reason"].fillna("").astype(str).str.startswith("surplus") \
         if "reason" in trials.columns else pd.Series(False, index=trials.index)
-    predicted = trials["predicted_over"].fillna(False).astype(bool) if "predicted_over" in trials.columns \
-        else pd.Series(False, index=trials.index)
     return {
         "run": int(len(trials)), "complete": int(complete.sum()), "feasible": int(feasible.sum()),
         "infeasible": int((complete & ~feasible).sum()), "predicted_over": int(predicted.sum()),
@@ -226,7 +228,7 @@ def latency_model_line(trials: pd.DataFrame) -> str | None:
     if "pred_latency_ms" not in trials.columns or not trials["pred_latency_ms"].notna().any():
         return None
     skipped = int(trials["predicted_over"].fillna(False).astype(bool).sum())
-    line = f"latency model: {skipped} candidate(s) predicted over budget and never built"
+    line = f"latency model: {skipped} candidate(s) predicted over budget and never timed"
     timed_anyway = trials["latency_ms"].where(trials["predicted_over_timed"].fillna(False).astype(bool)) \
         if "predicted_over_timed" in trials.columns else pd.Series(dtype=float)
     checks = timed_anyway.dropna()

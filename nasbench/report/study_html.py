@@ -386,7 +386,7 @@ def summary_html(data: StudyData, storage_label: str | None) -> Markup:
              ("nasbench", a.get("nasbench_version")), ("storage", storage_label)]
     trials = [("trials run", c["run"]), ("complete, feasible", c["feasible"]),
                  ("complete, over budget/caps", c["infeasible"]),
-                 ("predicted over budget (never built)", c.get("predicted_over") or None),
+                 ("predicted over budget (never timed)", c.get("predicted_over") or None),
                  ("pruned", c["pruned"]), ("failed", c["failed"]),
                  *((("surplus (another worker filled --max-total; never ran)", c["surplus"]),) if c["surplus"] else ()),
                  ("still running", c["running"] or None),

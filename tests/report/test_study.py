@@ -209,7 +209,7 @@ def test_latency_model_line_counts_skips_checks_and_error() -> None:
         "pred_latency_ms": [None, 80.0, 90.0, 60.0, 22.0], "predicted_over": [False, True, True, False, False],
         "predicted_over_timed": [None, None, None, True, None], "pred_latency_error": [None, None, None, 0.2, 0.1],
     })
-    assert latency_model_line(frame) == ("latency model: 2 candidate(s) predicted over budget and never built; of 1 "
+    assert latency_model_line(frame) == ("latency model: 2 candidate(s) predicted over budget and never timed; of 1 "
                                          "such timed anyway to check, 1 turned out infeasible; median error on the 2 "
                                          "predicted before timing 15% (p90 19%)")
     assert latency_model_line(frame.drop(columns=["pred_latency_ms"])) is None

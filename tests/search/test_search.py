@@ -81,7 +81,7 @@ def test_cost_only_search_resume_and_report(tmp_path) -> None:
     # of earlier configs, which are reused, recorded, and not counted.
     resumed = load(tmp_path, "tiny").trials
     assert sum(st.timed_now(t) for t in resumed) == 6 and "3 trial(s) this run" in res.output
-    assert (len(resumed) > 6) == ("skipped unbuilt or repeated (recorded, not counted)" in res.output)
+    assert (len(resumed) > 6) == ("skipped untimed or repeated (recorded, not counted)" in res.output)
     assert all("duplicate_of" in t.user_attrs for t in resumed if not st.timed_now(t))
     frame = pd.read_csv(tmp_path / "rep" / "trials.csv")
     assert len(frame) == len(resumed) and {"latency_ms", "macs", "flops", "params"} <= set(frame.columns)
@@ -137,6 +137,20 @@ def test_proxy_training_trials_and_presets(tmp_path) -> None:
         assert [p["val_images"] for p in t.user_attrs["proxy_curve"]] == [1000] * 5 + [2000]
     assert "proxy_top1" in study.user_attrs["presets"][0]
     assert "SYNTHETIC" in res.output
+
+
+def test_an_infeasible_trial_of_an_estimate_study_is_valued_by_its_estimate(tmp_path) -> None:
+    """GPSampler models the objective over every completed trial, over-budget ones included: their
+    value must be an estimate too, not their MACs (millions of times any top-1)."""
+    space = str(write_space(tmp_path))
+    res = cli(tmp_path, "--space", space, "--budget", "0.01ms", "--trials", "2", "--study", "tight", "--sampler", "gp",
+              "--det-imgsz", "128")
+    assert res.exit_code == 0, res.output
+    done = [t for t in load(tmp_path, "tight").trials if t.state.name == "COMPLETE"]
+    assert len(done) >= 2 and not any(t.user_attrs["feasible"] for t in done)
+    for t in done:
+        assert t.values[0] == t.user_attrs["est_top1"] == t.user_attrs["est_value"]
+        assert 30.0 < t.values[0] < 90.0 and t.values[0] != t.user_attrs["row"]["macs"]
 
 
 def test_estimate_objective_is_stored_and_another_objective_is_refused(tmp_path) -> None:

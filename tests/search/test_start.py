@@ -31,6 +31,7 @@ from nasbench.nas.start import (
     values_from_params,
     width_settings,
 )
+from nasbench.report.study import trial_counts, trials_frame
 from tests.helpers import TINY_SPACE
 from tests.search.test_search import cli, load, write_space
 
@@ -235,7 +236,7 @@ def test_presets_start_the_search_and_are_not_measured_twice(tmp_path, monkeypat
     assert len(resumed) == 4 and sum(1 for t in resumed if t.user_attrs.get("start") == "preset") == 1
 
 
-def test_a_candidate_predicted_over_budget_is_recorded_and_never_built(tmp_path, monkeypatch) -> None:
+def test_a_candidate_predicted_over_budget_is_recorded_infeasible_and_never_built(tmp_path, monkeypatch) -> None:
     built = []
     real = st.Search.measure
     monkeypatch.setattr(st.Search, "measure", lambda self, spec, *a, **k: built.append(spec.name) or real(
@@ -249,9 +250,16 @@ def test_a_candidate_predicted_over_budget_is_recorded_and_never_built(tmp_path,
     # --trials 1 counts the one candidate timed; the three skipped before it are recorded, not counted.
     assert len(trials) == 4
     assert all(t.user_attrs["pred_latency_ms"] == 5000.0 and t.user_attrs["predicted_over"] for t in trials)
-    skipped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    skipped = [t for t in trials if "row" not in t.user_attrs]
     assert len(skipped) == 3 and all("predicted over budget: 5000.0 ms" in t.user_attrs["reason"] for t in skipped)
-    assert all("row" not in t.user_attrs and t.constraints["latency_over_budget_ms"] == 4000.0 for t in skipped)
+    assert all(t.constraints["latency_over_budget_ms"] == 4000.0 for t in skipped)
+    # completed infeasible, valued like a timed one (MACs counted on the meta device, the predicted
+    # latency), so a sampler that models completed trials only (GPSampler) learns from them too
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and not t.user_attrs["feasible"] for t in skipped)
+    assert all(t.values[0] > 1e6 and t.values[1] == 5000.0 for t in skipped)
+    counts = trial_counts(trials_frame(trials))
+    assert (counts["predicted_over"], counts["complete"], counts["infeasible"], counts["pruned"]) == (3, 1, 0, 0)
+    assert "3 predicted over budget" in res.output
     timed = [t for t in trials if t.user_attrs.get("predicted_over_timed")]  # every 4th checks the model
     assert [t.number for t in timed] == [3] and built == ["t0003"]
     row = timed[0].user_attrs["row"]
