@@ -208,7 +208,7 @@ def header_lines(args: argparse.Namespace, view: ObjectiveView) -> list[str]:
         "count + CPU timing (3 warm-up + 15 runs). "
         f"Hypervolume: area of the feasible (latency <= budget, {view.label}) front in ms x {view.label}, reference "
         f"{reference}, mean over seeds; the ratio is against random's mean. Trials: candidates built and timed, as "
-        "`--trials` counts them (those skipped unbuilt, predicted over budget or against the space's constraints, "
+        "`--trials` counts them (those skipped untimed, predicted over budget or against the space's constraints, "
         "and repeats, are recorded beside them, not counted). Feasible: timed trials within the budget. "
         f"Best: mean (and worst seed) of the best feasible {view.label}; the best feasible preset is the named preset "
         f"with the most {view.label} within the budget, its own config measured the same way. Model error: median "
@@ -216,7 +216,7 @@ def header_lines(args: argparse.Namespace, view: ObjectiveView) -> list[str]:
         "'before' is the previous search with today's sampler settings "
         f"(TPE, {samplers.STARTUP_TRIALS} start-up trials): one objective, no presets first, no latency model.\n",
         f"| space | budget | strategy | hypervolume | vs random | feasible trials | best {view.label} (mean) "
-        f"| best {view.label} (worst seed) | best feasible preset {view.label} | predicted over (never built) "
+        f"| best {view.label} (worst seed) | best feasible preset {view.label} | predicted over (never timed) "
         "| model error | wall s / run |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
