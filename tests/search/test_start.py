@@ -112,7 +112,9 @@ def test_the_aimed_width_is_the_widest_whose_scaled_latency_fits(tmp_path) -> No
 def test_the_latency_exponent_is_the_log_log_slope_of_two_timings() -> None:
     assert latency_exponent((1000, 20.0), (500, 10.0)) == pytest.approx(1.0)
     assert latency_exponent((1000, 20.0), (250, 10.0)) == pytest.approx(0.5)  # 4x MACs, 2x time
-    assert latency_exponent((1000, 20.0), (250, 21.0)) == EXPONENT_RANGE[0]  # timing noise: smaller but slower
+    assert latency_exponent((1000, 20.0), (100, 16.0)) == EXPONENT_RANGE[0]  # 10x MACs, 1.25x time: e 0.097
+    assert latency_exponent((1000, 20.0), (250, 21.0)) == 1.0  # timing noise: smaller but slower, no slope
+    assert latency_exponent((101_000_000, 8.1), (79_000_000, 10.7)) == 1.0  # the M0 aim this guards against
     assert latency_exponent((1000, 20.0), (999, 5.0)) == EXPONENT_RANGE[1]
     assert latency_exponent((1000, 20.0), (1000, 12.0)) == 1.0  # no slope to read
 
