@@ -251,7 +251,7 @@ def latency_exponent(first: tuple[float, float], second: tuple[float, float]) ->
     EXPONENT_RANGE; 1 (proportional, the first aim's assumption) when the MACs are equal, a
     point is empty, or the slope is not positive. A larger model timed no slower is timing
     noise, not a slope: read as the smallest exponent, it once sent an EfficientViT-M0 aim
-    timed at 8 ms on to an 8x-MACs candidate timed at 25 ms, against a 15 ms budget."""
+    timed at 8 ms on to a 7x-MACs candidate timed at 25 ms, against a 15 ms budget."""
     (macs_a, ms_a), (macs_b, ms_b) = first, second
     if min(macs_a, macs_b, ms_a, ms_b) <= 0 or macs_a == macs_b:
         return 1.0
